@@ -1,0 +1,189 @@
+"""Command line: ``edge count``, ``edge config validate|schema``, ``edge models info``.
+
+Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
+``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.config import CameraConfig, Settings, load_settings
+from edge.errors import ConfigError, EdgeError
+
+EXIT_ERROR = 2
+log = logging.getLogger("edge")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    _settings(args)
+    print("ok")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(Settings.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_models_info(args: argparse.Namespace) -> int:
+    from edge.detect import OnnxRuntime
+    from edge.manifest import DEFAULT_MANIFEST, load_manifest, sha256_file
+
+    runtime = OnnxRuntime(args.path)
+    info = runtime.info
+    digest = sha256_file(args.path)
+    known = load_manifest(args.manifest or DEFAULT_MANIFEST).find(digest)
+    meta = {k: v for k, v in info.metadata.items() if k != "names"}
+    report = {
+        "file": str(args.path),
+        "sha256": digest,
+        "task": info.task,
+        "input_size": list(info.input_size),
+        "batch": info.batch,
+        "classes": len(info.names),
+        "candidates": info.outputs,
+        "metadata": meta,
+        "manifest": known.model_dump() if known else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key in ("file", "sha256", "task", "input_size", "batch", "classes", "candidates"):
+        print(f"{key:<11} {report[key]}")
+    for key, value in sorted(meta.items()):
+        print(f"  {key:<12} {value}")
+    print(f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}")
+    return 0
+
+
+def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
+    if args.clip is None:
+        if not settings.cameras:
+            raise ConfigError(["cameras: give a CLIP argument or at least one camera in -c FILE"])
+        camera, where = settings.cameras[0], "cameras[0]"
+        if args.camera:
+            matches = [i for i, c in enumerate(settings.cameras) if c.id == args.camera]
+            if not matches:
+                ids = [c.id for c in settings.cameras]
+                raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
+            camera, where = settings.cameras[matches[0]], f"cameras[{matches[0]}]"
+        return camera, where
+    base = settings.cameras[0] if settings.cameras else None
+    camera_id = args.camera or (base.id if base else _camera_id(Path(args.clip)))
+    fields = base.model_dump() if base else {}
+    fields.update(id=camera_id, source=str(args.clip))
+    return CameraConfig.model_validate(fields), "camera"
+
+
+def _camera_id(path: Path) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "_-." else "-" for ch in path.stem)
+    return cleaned.strip("-._")[:64] or "camera"
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    from edge.pipeline import build_detector, count_clip
+
+    settings = _settings(args)
+    if args.model is not None:
+        detector_cfg = settings.detector.model_copy(update={"model": args.model})
+        settings = settings.model_copy(update={"detector": detector_cfg})
+    camera, where = _camera_for(args, settings)
+    if args.target_fps is not None:
+        camera = camera.model_copy(update={"target_fps": args.target_fps})
+    detector = build_detector(settings)
+    result = count_clip(camera, detector, where, progress=not args.json and not args.quiet)
+    doc = result.to_json()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_summary(doc)
+    return 0
+
+
+def _print_summary(doc: dict[str, object]) -> None:
+    timing = doc["timing"]
+    assert isinstance(timing, dict)
+    print(f"source      {doc['source']} (camera {doc['camera']})")
+    print(f"model       {doc['model']} on {', '.join(doc['providers'])}")  # type: ignore[arg-type]
+    print(f"frames      {doc['frames']} ({doc['duration_s']} s of video)")
+    print(
+        f"speed       {timing['fps']} frames/s, detector {timing['detector_ms_p50']} ms p50, "
+        f"{timing['detector_ms_p95']} ms p95"
+    )
+    print("detections  (box-frames, summed over all frames)")
+    for category, n in doc["detections"].items():  # type: ignore[attr-defined]
+        print(f"  {category:<11} {n}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge", description="Anonymous footfall counting on recorded clips and cameras."
+    )
+    parser.add_argument("--debug", action="store_true", help="debug logs and tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="info logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser, required: bool = False) -> None:
+        p.add_argument("-c", "--config", type=Path, required=required, help="YAML config file")
+
+    count = commands.add_parser("count", help="run the pipeline over a recorded clip")
+    count.add_argument("clip", nargs="?", help="clip or image folder (default: the config's camera)")
+    with_config(count)
+    count.add_argument("--model", type=Path, help="ONNX model file (overrides the config)")
+    count.add_argument("--camera", help="camera id (picks one from the config, or names the clip)")
+    count.add_argument("--target-fps", type=float, help="process at most this many frames/s")
+    count.add_argument("--json", action="store_true", help="print one JSON document")
+    count.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    count.set_defaults(func=cmd_count)
+
+    config = commands.add_parser("config", help="check or describe the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_commands.add_parser("validate", help="print ok or every error, one a line")
+    with_config(validate, required=True)
+    validate.set_defaults(func=cmd_config_validate)
+    schema = config_commands.add_parser("schema", help="print the JSON schema")
+    schema.set_defaults(func=cmd_config_schema)
+
+    models = commands.add_parser("models", help="inspect model files")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    info = models_commands.add_parser("info", help="metadata, sha256 and manifest entry")
+    info.add_argument("path", type=Path)
+    info.add_argument("--manifest", type=Path, help="manifest file (default: models/manifest.yaml)")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_models_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        if args.debug:
+            raise
+        for line in err.lines:
+            print(f"edge: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    except EdgeError as err:
+        if args.debug:
+            raise
+        print(f"edge: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The one configuration tree: a YAML file, overridden by ``EDGE_*`` environment variables.
+
+Every section forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. Errors are reported one per line, named by their YAML path (``cameras[0].source``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge.detect.runtime import Provider
+from edge.errors import ConfigError
+from edge.geometry import polygon_is_simple
+
+Point = tuple[float, float]
+Anchor = Literal["bottom_center", "center", "top_center"]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+SHARED_MODEL_DIR = Path("../shared/models")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineConfig(Section):
+    """A counting line from ``start`` (A) to ``end`` (B), in frame pixels (x right, y down).
+
+    ``in`` is a move of the anchor from the right-hand side to the left-hand side of someone
+    walking from A to B on screen; ``out`` is the opposite.
+    """
+
+    name: Name
+    start: Point
+    end: Point
+    anchor: Anchor = "bottom_center"
+
+    @model_validator(mode="after")
+    def _not_degenerate(self) -> LineConfig:
+        if self.start == self.end:
+            raise ValueError(f"line '{self.name}' has the same start and end point {self.start}")
+        return self
+
+
+class ZoneConfig(Section):
+    """A polygon in frame pixels; reported as mean and maximum occupancy per window."""
+
+    name: Name
+    points: list[Point] = Field(min_length=3)
+    anchor: Anchor = "bottom_center"
+
+    @field_validator("points")
+    @classmethod
+    def _simple_polygon(cls, points: list[Point]) -> list[Point]:
+        if not polygon_is_simple(np.asarray(points, dtype=np.float64)):
+            raise ValueError("polygon has zero area or crosses itself")
+        return points
+
+
+class CameraConfig(Section):
+    id: Name = Field(description="Camera id, used in topics and reports; letters, digits, _-.")
+    source: str = Field(min_length=1, description="Clip path, image folder or stream URL.")
+    target_fps: float | None = Field(
+        default=None, gt=0, le=120, description="Process at most this many frames per second."
+    )
+    lines: list[LineConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CameraConfig:
+        names = [line.name for line in self.lines] + [zone.name for zone in self.zones]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"line and zone names must be unique, repeated: {duplicates}")
+        return self
+
+    def check_fits(self, frame_size: tuple[int, int], where: str) -> None:
+        """Refuse geometry outside the frame, once the source tells its size."""
+        w, h = frame_size
+        errors = [
+            f"{where}.{kind}[{i}].{field}: {tuple(p)} is outside the {w}x{h} frame"
+            for kind, items in (("lines", self.lines), ("zones", self.zones))
+            for i, item in enumerate(items)
+            for field, points in (
+                [("start", [item.start]), ("end", [item.end])]
+                if isinstance(item, LineConfig)
+                else [("points", item.points)]
+            )
+            for p in points
+            if not (0 <= p[0] <= w and 0 <= p[1] <= h)
+        ]
+        if errors:
+            raise ConfigError(errors)
+
+
+class DetectorConfig(Section):
+    model: Path = Field(
+        default=Path("yolo11n.onnx"),
+        description="ONNX file; a bare name is looked up in model_dir.",
+    )
+    confidence: float = Field(default=0.25, gt=0, lt=1, description="Lowest score kept.")
+    iou: float = Field(default=0.7, gt=0, le=1, description="Class-wise NMS IoU threshold.")
+    providers: list[Provider] = Field(
+        default_factory=lambda: ["cpu"], min_length=1, description="In order of preference."
+    )
+    threads: int | None = Field(default=None, ge=1, le=64, description="ORT intra-op threads.")
+    max_detections: int = Field(default=300, ge=1, le=3000)
+
+
+class TrackerSection(Section):
+    """See ``edge.track.TrackerConfig`` for what each value does and why it is the default."""
+
+    high_confidence: float = Field(default=0.5, gt=0, lt=1)
+    low_confidence: float = Field(default=0.1, gt=0, lt=1)
+    new_track_confidence: float = Field(default=0.6, gt=0, lt=1)
+    match_iou: float = Field(default=0.2, gt=0, lt=1)
+    low_match_iou: float = Field(default=0.5, gt=0, lt=1)
+    lost_seconds: float = Field(default=1.0, gt=0, le=30)
+    min_hits: int = Field(default=2, ge=1, le=30)
+
+
+class WindowConfig(Section):
+    seconds: int = Field(default=60, ge=1, le=86400, description="Aggregation window length.")
+
+
+class MqttConfig(Section):
+    """Broker connection; the publishing issue fills in TLS, auth and the spool."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = Field(default="edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    site: Name = "site"
+
+
+class PolicyConfig(Section):
+    file: Path = Field(default=Path("policies/cnil-statistics.yaml"))
+
+
+def _default_model_dir() -> Path:
+    return SHARED_MODEL_DIR if SHARED_MODEL_DIR.is_dir() else Path("models")
+
+
+class Settings(BaseSettings):
+    """Root of the configuration. Environment variables win over the YAML file:
+    ``EDGE_DETECTOR__CONFIDENCE=0.4`` sets ``detector.confidence``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    model_dir: Path = Field(default_factory=_default_model_dir)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerSection = Field(default_factory=TrackerSection)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Settings:
+        ids = [camera.id for camera in self.cameras]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"camera ids must be unique, got {ids}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values; the environment is listed first so it wins.
+        return env_settings, init_settings
+
+    def model_path(self) -> Path:
+        """The detector model: as given if that file exists, else looked up in ``model_dir``."""
+        model = self.detector.model
+        if model.is_absolute() or model.exists():
+            return model
+        return self.model_dir / model
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """('cameras', 0, 'source') -> 'cameras[0].source'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def validation_lines(err: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p not in ("function-after", "tagged-union"))
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{format_location(loc)}: {message}")
+    return lines
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read, validate and return the settings; ``ConfigError`` lists every problem."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError([f"{path}: cannot read ({err.strerror or err})"]) from err
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError([f"{path}:{where}: invalid YAML ({problem})"]) from err
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: expected a mapping at the top, got {type(loaded).__name__}"])
+        data = loaded
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(validation_lines(err)) from err

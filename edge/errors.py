@@ -1,0 +1,42 @@
+"""The errors the package raises, one tree so callers can catch what they can handle.
+
+    EdgeError            anything this package raises on purpose; the CLI prints it on one line
+    ├── ConfigError      the configuration file or a setting is invalid
+    ├── ModelError       the model file is missing, unreadable or not a YOLO detector
+    ├── SourceError      a clip, image folder or stream cannot be opened or decoded
+    ├── PolicyViolation  the legal gate refused a configuration or a payload
+    └── PublishError     a sink could not deliver a report
+
+Adapters around third-party libraries (onnxruntime, cv2, paho) convert their errors into these
+at the boundary, so nothing above them needs to know which library failed.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error raised on purpose by this package."""
+
+
+class ConfigError(EdgeError):
+    """The configuration is invalid; ``lines`` holds one message per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class ModelError(EdgeError):
+    """The model file cannot be used."""
+
+
+class SourceError(EdgeError):
+    """A frame source cannot be opened or read."""
+
+
+class PolicyViolation(EdgeError):
+    """The legal gate refused something."""
+
+
+class PublishError(EdgeError):
+    """A sink could not deliver a report."""

@@ -1,0 +1,146 @@
+"""Frame sources for recorded material: video files and image folders.
+
+Recorded sources yield every frame (or a thinned subset for ``target_fps``) with stream
+timestamps, so a replay gives the same windows and counts every time. Live streams arrive in
+their own module with the same ``FrameSource`` interface.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import SourceError
+from edge.frames import Frame, FrameSource
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
+
+
+class _Thinning:
+    """Keeps frames so that at most ``target_fps`` per second of stream time pass.
+
+    A frame passes when its timestamp reaches the next slot; slots advance by whole periods so the
+    kept rate does not drift on clips whose fps is not a multiple of the target.
+    """
+
+    def __init__(self, target_fps: float | None) -> None:
+        self.period = 1.0 / target_fps if target_fps else 0.0
+        self.next_slot = 0.0
+
+    def keep(self, timestamp: float) -> bool:
+        if self.period == 0.0:
+            return True
+        if timestamp + 1e-9 < self.next_slot:
+            return False
+        self.next_slot = (math.floor(timestamp / self.period + 1e-9) + 1) * self.period
+        return True
+
+
+class VideoFileSource:
+    """A recorded clip decoded by OpenCV's FFmpeg backend; timestamp = index / fps."""
+
+    def __init__(self, path: Path, camera_id: str, target_fps: float | None = None) -> None:
+        if not path.is_file():
+            raise SourceError(f"{path}: clip not found")
+        self.path = path
+        self.camera_id = camera_id
+        self.target_fps = target_fps
+        self._capture = cv2.VideoCapture(str(path))
+        ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
+        if not ok or first is None:
+            self._capture.release()
+            raise SourceError(f"{path}: not a decodable video (OpenCV could not read a frame)")
+        self._first: npt.NDArray[np.uint8] | None = first
+        self._size = (int(first.shape[1]), int(first.shape[0]))
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self._count = count if count > 0 else None
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def expected_frames(self) -> int | None:
+        if self._count is None or not self.target_fps or self.target_fps >= self.fps:
+            return self._count
+        return math.ceil(self._count * self.target_fps / self.fps)
+
+    def __iter__(self) -> Iterator[Frame]:
+        thinning = _Thinning(self.target_fps)
+        decoded, self._first = self._first, None  # frame 0 was decoded to check the file
+        index = 0
+        while True:
+            keep = thinning.keep(index / self.fps)
+            if decoded is None:
+                # grab() alone skips the colour conversion of frames thinning drops
+                ok, decoded = self._capture.read() if keep else (self._capture.grab(), None)
+                if not ok:
+                    return
+            if keep and decoded is not None:
+                yield Frame(self.camera_id, index, index / self.fps, decoded)
+            decoded = None
+            index += 1
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageFolderSource:
+    """A folder of still images in name order (e.g. MOTChallenge ``img1/``), at ``fps``."""
+
+    def __init__(
+        self, path: Path, camera_id: str, fps: float = 25.0, target_fps: float | None = None
+    ) -> None:
+        self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise SourceError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder")
+        self.camera_id = camera_id
+        self.fps = fps
+        self.target_fps = target_fps
+        first = self._read(self.paths[0])
+        self._size = (int(first.shape[1]), int(first.shape[0]))
+
+    @staticmethod
+    def _read(path: Path) -> npt.NDArray[np.uint8]:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{path}: not a decodable image")
+        return np.asarray(image, dtype=np.uint8)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def expected_frames(self) -> int | None:
+        if not self.target_fps or self.target_fps >= self.fps:
+            return len(self.paths)
+        return math.ceil(len(self.paths) * self.target_fps / self.fps)
+
+    def __iter__(self) -> Iterator[Frame]:
+        thinning = _Thinning(self.target_fps)
+        for index, path in enumerate(self.paths):
+            timestamp = index / self.fps
+            if thinning.keep(timestamp):
+                yield Frame(self.camera_id, index, timestamp, self._read(path))
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(source: str, camera_id: str, target_fps: float | None = None) -> FrameSource:
+    """The right source for a path or URL; errors name the source and what was expected."""
+    if source.startswith(LIVE_SCHEMES):
+        raise SourceError(f"{source}: live streams are not supported yet; give a clip or folder")
+    path = Path(source)
+    if path.is_dir():
+        return ImageFolderSource(path, camera_id, target_fps=target_fps)
+    return VideoFileSource(path, camera_id, target_fps)
