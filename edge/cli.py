@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +63,9 @@ def cmd_models_info(args: argparse.Namespace) -> int:
         print(f"{key:<11} {report[key]}")
     for key, value in sorted(meta.items()):
         print(f"  {key:<12} {value}")
-    print(f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}")
+    print(
+        f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}"
+    )
     return 0
 
 
@@ -137,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-c", "--config", type=Path, required=required, help="YAML config file")
 
     count = commands.add_parser("count", help="run the pipeline over a recorded clip")
-    count.add_argument("clip", nargs="?", help="clip or image folder (default: the config's camera)")
+    count.add_argument(
+        "clip", nargs="?", help="clip or image folder (default: the config's camera)"
+    )
     with_config(count)
     count.add_argument("--model", type=Path, help="ONNX model file (overrides the config)")
     count.add_argument("--camera", help="camera id (picks one from the config, or names the clip)")
@@ -168,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:  # FFmpeg prints decoder chatter to stderr; our errors say it in one line
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         return int(args.func(args))
     except ConfigError as err:

@@ -82,17 +82,19 @@ class CameraConfig(Section):
     def check_fits(self, frame_size: tuple[int, int], where: str) -> None:
         """Refuse geometry outside the frame, once the source tells its size."""
         w, h = frame_size
+        named_points = [
+            (f"lines[{i}].{field}", point)
+            for i, line in enumerate(self.lines)
+            for field, point in (("start", line.start), ("end", line.end))
+        ] + [
+            (f"zones[{i}].points", point)
+            for i, zone in enumerate(self.zones)
+            for point in zone.points
+        ]
         errors = [
-            f"{where}.{kind}[{i}].{field}: {tuple(p)} is outside the {w}x{h} frame"
-            for kind, items in (("lines", self.lines), ("zones", self.zones))
-            for i, item in enumerate(items)
-            for field, points in (
-                [("start", [item.start]), ("end", [item.end])]
-                if isinstance(item, LineConfig)
-                else [("points", item.points)]
-            )
-            for p in points
-            if not (0 <= p[0] <= w and 0 <= p[1] <= h)
+            f"{where}.{name}: {point} is outside the {w}x{h} frame"
+            for name, point in named_points
+            if not (0 <= point[0] <= w and 0 <= point[1] <= h)
         ]
         if errors:
             raise ConfigError(errors)
@@ -106,7 +108,7 @@ class DetectorConfig(Section):
     confidence: float = Field(default=0.25, gt=0, lt=1, description="Lowest score kept.")
     iou: float = Field(default=0.7, gt=0, le=1, description="Class-wise NMS IoU threshold.")
     providers: list[Provider] = Field(
-        default_factory=lambda: ["cpu"], min_length=1, description="In order of preference."
+        default=["cpu"], min_length=1, description="In order of preference."
     )
     threads: int | None = Field(default=None, ge=1, le=64, description="ORT intra-op threads.")
     max_detections: int = Field(default=300, ge=1, le=3000)
@@ -162,12 +164,13 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> Settings:
-        ids = [camera.id for camera in self.cameras]
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [camera.id for camera in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
-        return self
+        return cameras
 
     @classmethod
     def settings_customise_sources(
@@ -222,7 +225,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError([f"{path}: expected a mapping at the top, got {type(loaded).__name__}"])
+            raise ConfigError(
+                [f"{path}: expected a mapping at the top, got {type(loaded).__name__}"]
+            )
         data = loaded
     data.update(overrides)
     try:

@@ -71,14 +71,14 @@ class Detections:
 
     @classmethod
     def empty(cls) -> Detections:
-        return cls(
-            np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int16)
-        )
+        return cls(np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int16))
 
     def __len__(self) -> int:
         return len(self.confidence)
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice) -> Detections:
+    def __getitem__(
+        self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice
+    ) -> Detections:
         """Rows selected by a boolean mask, an index array or a slice, as a new object."""
         return Detections(
             np.ascontiguousarray(self.xyxy[index]),

@@ -42,6 +42,11 @@ class _Thinning:
         return True
 
 
+def _decode(capture: cv2.VideoCapture) -> npt.NDArray[np.uint8] | None:
+    ok, image = capture.read()
+    return np.asarray(image, dtype=np.uint8) if ok and image is not None else None
+
+
 class VideoFileSource:
     """A recorded clip decoded by OpenCV's FFmpeg backend; timestamp = index / fps."""
 
@@ -52,8 +57,8 @@ class VideoFileSource:
         self.camera_id = camera_id
         self.target_fps = target_fps
         self._capture = cv2.VideoCapture(str(path))
-        ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
-        if not ok or first is None:
+        first = _decode(self._capture) if self._capture.isOpened() else None
+        if first is None:
             self._capture.release()
             raise SourceError(f"{path}: not a decodable video (OpenCV could not read a frame)")
         self._first: npt.NDArray[np.uint8] | None = first
@@ -79,13 +84,14 @@ class VideoFileSource:
         index = 0
         while True:
             keep = thinning.keep(index / self.fps)
-            if decoded is None:
-                # grab() alone skips the colour conversion of frames thinning drops
-                ok, decoded = self._capture.read() if keep else (self._capture.grab(), None)
-                if not ok:
+            if decoded is None and not keep:
+                if not self._capture.grab():  # skips the colour conversion of dropped frames
                     return
-            if keep and decoded is not None:
-                yield Frame(self.camera_id, index, index / self.fps, decoded)
+            else:
+                image = decoded if decoded is not None else _decode(self._capture)
+                if image is None:
+                    return
+                yield Frame(self.camera_id, index, index / self.fps, image)
             decoded = None
             index += 1
 

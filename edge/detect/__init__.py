@@ -50,10 +50,10 @@ class YoloDetector:
         """
         if self.info.batch is None and len(images) > 1:
             prepared = [letterbox(image, self.info.input_size) for image in images]
-            outputs = self.runtime.run(np.concatenate([blob for blob, _ in prepared]))
+            outputs = list(self.runtime.run(np.concatenate([blob for blob, _ in prepared])))
             boxes = [box for _, box in prepared]
         else:
-            outputs, boxes = [], []
+            outputs, boxes = [], []  # one reused buffer: run each blob before the next letterbox
             for image in images:
                 blob, box = letterbox(image, self.info.input_size, self._buffer)
                 outputs.append(self.runtime.run(blob)[0])

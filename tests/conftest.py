@@ -1,0 +1,58 @@
+"""Shared fixtures: where the real model files and clips are, and small factories.
+
+The real files live in ``../shared`` (or ``EDGE_SHARED_DIR``). On a user's fresh clone without
+them, tests that need them skip with the reason; under CI (``CI`` set) a missing file fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.detections import Detections
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
+
+
+def shared_file(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        message = f"{path} is missing (the shared models and clips are not beside this checkout)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def yolov8n() -> Path:
+    return shared_file("models/yolov8n.onnx")
+
+
+@pytest.fixture
+def yolo11n() -> Path:
+    return shared_file("models/yolo11n.onnx")
+
+
+@pytest.fixture
+def tud_clip() -> Path:
+    return shared_file("clips/tud_campus/TUD-Campus.mp4")
+
+
+def make_detections(
+    boxes: Sequence[Sequence[float]],
+    conf: float | Sequence[float] = 0.9,
+    cls: int | Sequence[int] = 0,
+) -> Detections:
+    """Detections from plain lists, for unit tests."""
+    n = len(boxes)
+    return Detections(
+        np.asarray(boxes, np.float32).reshape(n, 4),
+        np.broadcast_to(np.asarray(conf, np.float32), (n,)).copy(),
+        np.broadcast_to(np.asarray(cls, np.int16), (n,)).copy(),
+    )

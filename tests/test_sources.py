@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import SourceError
+from edge.sources import ImageFolderSource, VideoFileSource, open_source
+
+
+def test_clip_yields_every_frame_with_stream_timestamps(tud_clip: Path) -> None:
+    source = open_source(str(tud_clip), "tud")
+    frames = list(source)
+    assert len(frames) == 71
+    assert source.frame_size == (640, 480)
+    assert [f.index for f in frames] == list(range(71))
+    assert frames[25].timestamp == pytest.approx(1.0)
+    assert all(f.camera_id == "tud" for f in frames)
+    assert frames[0].image.shape == (480, 640, 3)
+
+
+def test_target_fps_thins_evenly(tud_clip: Path) -> None:
+    frames = list(VideoFileSource(tud_clip, "tud", target_fps=5))
+    assert [f.index for f in frames] == list(range(0, 71, 5))
+    assert np.diff([f.timestamp for f in frames]) == pytest.approx([0.2] * 14)
+
+
+def test_target_fps_not_a_divisor_does_not_drift(tud_clip: Path) -> None:
+    frames = list(VideoFileSource(tud_clip, "tud", target_fps=10))
+    assert len(frames) == 29  # 2.84 s at 10 fps, one per 0.1 s slot
+    assert max(np.diff([f.timestamp for f in frames])) == pytest.approx(0.12)
+
+
+def test_missing_clip(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"missing\.mp4: clip not found"):
+        open_source(str(tmp_path / "missing.mp4"), "c")
+
+
+def test_undecodable_clip(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(SourceError, match=r"bad\.mp4: not a decodable video"):
+        open_source(str(bad), "c")
+
+
+def test_image_folder(tmp_path: Path) -> None:
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i:06d}.png"), np.full((20, 30, 3), i, np.uint8))
+    (tmp_path / "notes.txt").write_text("ignored")
+    source = open_source(str(tmp_path), "folder")
+    assert isinstance(source, ImageFolderSource)
+    frames = list(source)
+    assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2, 3]
+    assert source.frame_size == (30, 20)
+
+
+def test_empty_image_folder(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path), "c")
+
+
+def test_live_urls_are_refused_clearly_for_now() -> None:
+    with pytest.raises(SourceError, match="live streams are not supported yet"):
+        open_source("rtsp://127.0.0.1:8554/cam", "c")
