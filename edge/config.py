@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge.detect.runtime import Provider
 from edge.errors import ConfigError
 from edge.geometry import polygon_is_simple
+from edge.track import TrackerConfig
 
 Point = tuple[float, float]
 Anchor = Literal["bottom_center", "center", "top_center"]
@@ -114,18 +115,6 @@ class DetectorConfig(Section):
     max_detections: int = Field(default=300, ge=1, le=3000)
 
 
-class TrackerSection(Section):
-    """See ``edge.track.TrackerConfig`` for what each value does and why it is the default."""
-
-    high_confidence: float = Field(default=0.5, gt=0, lt=1)
-    low_confidence: float = Field(default=0.1, gt=0, lt=1)
-    new_track_confidence: float = Field(default=0.6, gt=0, lt=1)
-    match_iou: float = Field(default=0.2, gt=0, lt=1)
-    low_match_iou: float = Field(default=0.5, gt=0, lt=1)
-    lost_seconds: float = Field(default=1.0, gt=0, le=30)
-    min_hits: int = Field(default=2, ge=1, le=30)
-
-
 class WindowConfig(Section):
     seconds: int = Field(default=60, ge=1, le=86400, description="Aggregation window length.")
 
@@ -159,7 +148,7 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default_factory=_default_model_dir)
     cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    tracker: TrackerSection = Field(default_factory=TrackerSection)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

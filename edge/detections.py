@@ -39,7 +39,10 @@ for _cid, (_, _cat) in COUNTED_CLASSES.items():
 PERSON, BICYCLE, MOTORCYCLE = 0, 1, 3
 
 
-def _check(name: str, array: npt.NDArray[np.generic], shape: tuple[int, ...], dtype: type) -> None:
+def check_array(
+    name: str, array: npt.NDArray[np.generic], shape: tuple[int, ...], dtype: type
+) -> None:
+    """Raise ValueError naming the array, the expected and the actual dtype or shape."""
     if array.dtype != dtype:
         raise ValueError(f"{name} must be {np.dtype(dtype).name}, got {array.dtype}")
     if array.shape != shape:
@@ -63,9 +66,9 @@ class Detections:
 
     def __post_init__(self) -> None:
         n = len(self.confidence)
-        _check("xyxy", self.xyxy, (n, 4), np.float32)
-        _check("confidence", self.confidence, (n,), np.float32)
-        _check("class_id", self.class_id, (n,), np.int16)
+        check_array("xyxy", self.xyxy, (n, 4), np.float32)
+        check_array("confidence", self.confidence, (n,), np.float32)
+        check_array("class_id", self.class_id, (n,), np.int16)
         for array in (self.xyxy, self.confidence, self.class_id):
             array.flags.writeable = False
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import linear_sum_assignment
 
-from edge.detections import COUNTED_CLASS_IDS, Detections
+from edge.detections import COUNTED_CLASS_IDS, Detections, check_array
 from edge.geometry import box_iou
 
 # Kalman noise, as fractions of the box size (w for x and w, h for y and h). The values follow
@@ -51,8 +52,7 @@ _INITIAL_VELOCITY_STD = (2.0, 2.0, 0.5, 0.5)  # per second: unknown at birth, le
 _MIN_SIZE = 1.0  # pixels; a predicted box never shrinks below this
 
 
-@dataclass(frozen=True)
-class TrackerConfig:
+class TrackerConfig(BaseModel):
     """Tracker thresholds. Confidences are detector scores in [0, 1]; IoU thresholds in (0, 1].
 
     high_confidence (0.5): detections at or above it take part in the first association and may
@@ -86,41 +86,25 @@ class TrackerConfig:
         objects of one class rarely overlap this much after NMS.
     """
 
-    high_confidence: float = 0.5
-    low_confidence: float = 0.1
-    new_track_confidence: float = 0.6
-    match_iou: float = 0.2
-    low_match_iou: float = 0.5
-    lost_seconds: float = 1.0
-    min_hits: int = 2
-    duplicate_iou: float = 0.7
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.low_confidence <= self.high_confidence <= 1.0:
+    high_confidence: float = Field(default=0.5, gt=0, le=1)
+    low_confidence: float = Field(default=0.1, ge=0, le=1)
+    new_track_confidence: float = Field(default=0.6, gt=0, le=1)
+    match_iou: float = Field(default=0.2, gt=0, le=1)
+    low_match_iou: float = Field(default=0.5, gt=0, le=1)
+    lost_seconds: float = Field(default=1.0, ge=0, le=60)
+    min_hits: int = Field(default=2, ge=1, le=30)
+    duplicate_iou: float = Field(default=0.7, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrackerConfig:
+        if not self.low_confidence <= self.high_confidence <= self.new_track_confidence:
             raise ValueError(
-                "need 0 <= low_confidence <= high_confidence <= 1, got "
-                f"{self.low_confidence} and {self.high_confidence}"
+                "need low_confidence <= high_confidence <= new_track_confidence, got "
+                f"{self.low_confidence}, {self.high_confidence}, {self.new_track_confidence}"
             )
-        if not self.high_confidence <= self.new_track_confidence <= 1.0:
-            raise ValueError(
-                "new_track_confidence must be in [high_confidence, 1], got "
-                f"{self.new_track_confidence}"
-            )
-        for name in ("match_iou", "low_match_iou", "duplicate_iou"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if not (np.isfinite(self.lost_seconds) and self.lost_seconds >= 0.0):
-            raise ValueError(f"lost_seconds must be finite and >= 0, got {self.lost_seconds}")
-        if self.min_hits < 1:
-            raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
-
-
-def _check(name: str, array: npt.NDArray[np.generic], shape: tuple[int, ...], dtype: type) -> None:
-    if array.dtype != dtype:
-        raise ValueError(f"{name} must be {np.dtype(dtype).name}, got {array.dtype}")
-    if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+        return self
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,10 +128,10 @@ class Tracks:
 
     def __post_init__(self) -> None:
         m = len(self.track_id)
-        _check("xyxy", self.xyxy, (m, 4), np.float32)
-        _check("track_id", self.track_id, (m,), np.int64)
-        _check("class_id", self.class_id, (m,), np.int16)
-        _check("confidence", self.confidence, (m,), np.float32)
+        check_array("xyxy", self.xyxy, (m, 4), np.float32)
+        check_array("track_id", self.track_id, (m,), np.int64)
+        check_array("class_id", self.class_id, (m,), np.int16)
+        check_array("confidence", self.confidence, (m,), np.float32)
         for array in (self.xyxy, self.track_id, self.class_id, self.confidence):
             array.flags.writeable = False
 
@@ -227,8 +211,8 @@ class ByteTracker:
     dropped together with the track.
     """
 
-    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:  # frozen: safe default
-        self.config = config
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
         self._next_id = 1
         self._clear()
 
