@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.detect.runtime import ModelInfo, OnnxRuntime, Provider
-from edge.detect.yolo import letterbox, postprocess
+from edge.detect.yolo import Letterbox, letterbox, postprocess
 from edge.detections import Detections
 
 __all__ = ["ModelInfo", "OnnxRuntime", "Provider", "YoloDetector"]
@@ -28,8 +28,6 @@ class YoloDetector:
         self.confidence = confidence
         self.iou = iou
         self.max_detections = max_detections
-        w, h = runtime.info.input_size
-        self._buffer = np.empty((1, 3, h, w), np.float32)
 
     @property
     def info(self) -> ModelInfo:
@@ -46,26 +44,24 @@ class YoloDetector:
         """BGR frames -> one ``Detections`` per frame, boxes in that frame's pixels.
 
         A model with a dynamic batch gets all frames in one call; the shared models have a fixed
-        batch of 1, so frames run one after the other through one reused input buffer.
+        batch of 1, so frames run one after the other through the runtime's bound buffers.
         """
+        size = self.info.input_size
         if self.info.batch is None and len(images) > 1:
-            prepared = [letterbox(image, self.info.input_size) for image in images]
-            outputs = list(self.runtime.run(np.concatenate([blob for blob, _ in prepared])))
-            boxes = [box for _, box in prepared]
-        else:
-            outputs, boxes = [], []  # one reused buffer: run each blob before the next letterbox
-            for image in images:
-                blob, box = letterbox(image, self.info.input_size, self._buffer)
-                outputs.append(self.runtime.run(blob)[0])
-                boxes.append(box)
-        return [
-            postprocess(
-                output,
-                box,
-                (image.shape[1], image.shape[0]),
-                self.confidence,
-                self.iou,
-                self.max_detections,
-            )
-            for output, box, image in zip(outputs, boxes, images, strict=True)
-        ]
+            prepared = [letterbox(image, size) for image in images]
+            outputs = self.runtime.run(np.concatenate([blob for blob, _ in prepared]))
+            return [
+                self._postprocess(output, box, image)
+                for output, (_, box), image in zip(outputs, prepared, images, strict=True)
+            ]
+        results = []
+        for image in images:
+            _, box = letterbox(image, size, self.runtime.input_buffer)
+            results.append(self._postprocess(self.runtime.run_buffered()[0], box, image))
+        return results
+
+    def _postprocess(
+        self, output: npt.NDArray[np.float32], box: Letterbox, image: npt.NDArray[np.uint8]
+    ) -> Detections:
+        frame_size = (image.shape[1], image.shape[0])
+        return postprocess(output, box, frame_size, self.confidence, self.iou, self.max_detections)
