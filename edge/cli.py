@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from edge.config import CameraConfig, Settings, load_settings
+from pydantic import ValidationError
+
+from edge.config import CameraConfig, Settings, WindowConfig, load_settings, validation_lines
+from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError
 
 EXIT_ERROR = 2
@@ -70,27 +74,63 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
-    if args.clip is None:
-        if not settings.cameras:
-            raise ConfigError(["cameras: give a CLIP argument or at least one camera in -c FILE"])
-        camera, where = settings.cameras[0], "cameras[0]"
-        if args.camera:
-            matches = [i for i, c in enumerate(settings.cameras) if c.id == args.camera]
-            if not matches:
-                ids = [c.id for c in settings.cameras]
-                raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
-            camera, where = settings.cameras[matches[0]], f"cameras[{matches[0]}]"
-        return camera, where
-    base = settings.cameras[0] if settings.cameras else None
-    camera_id = args.camera or (base.id if base else _camera_id(Path(args.clip)))
-    fields = base.model_dump() if base else {}
-    fields.update(id=camera_id, source=str(args.clip))
-    return CameraConfig.model_validate(fields), "camera"
+    """The camera to run: picked from the config, or the CLIP argument, plus flag overrides."""
+    where = "camera"
+    if args.camera and any(c.id == args.camera for c in settings.cameras):
+        index = next(i for i, c in enumerate(settings.cameras) if c.id == args.camera)
+    elif args.camera and args.clip is None:
+        ids = [c.id for c in settings.cameras]
+        raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
+    elif settings.cameras:
+        index = 0
+    elif args.clip is None:
+        raise ConfigError(["cameras: give a CLIP argument or at least one camera in -c FILE"])
+    else:
+        index = -1
+    fields = settings.cameras[index].model_dump() if index >= 0 else {}
+    if index >= 0 and args.clip is None:
+        where = f"cameras[{index}]"
+    if args.clip is not None:
+        fields["source"] = str(args.clip)
+        fields.setdefault("id", args.camera or _camera_id(Path(args.clip)))
+    if args.target_fps is not None:
+        fields["target_fps"] = args.target_fps
+    fields["lines"] = [*fields.get("lines", []), *(_line_flag(v) for v in args.line)]
+    fields["zones"] = [*fields.get("zones", []), *(_zone_flag(v) for v in args.zone)]
+    try:
+        return CameraConfig.model_validate(fields), where
+    except ValidationError as err:
+        raise ConfigError(validation_lines(err, prefix=f"{where}.")) from err
 
 
 def _camera_id(path: Path) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "_-." else "-" for ch in path.stem)
     return cleaned.strip("-._")[:64] or "camera"
+
+
+def _numbers_flag(flag: str, value: str, expected: str) -> tuple[str, list[float]]:
+    name, _, numbers = value.partition("=")
+    try:
+        parsed = [float(n) for n in numbers.split(",")]
+    except ValueError:
+        parsed = []
+    if not name or not parsed:
+        raise ConfigError([f"{flag}: expected {expected}, got '{value}'"])
+    return name, parsed
+
+
+def _line_flag(value: str) -> dict[str, Any]:
+    name, n = _numbers_flag("--line", value, "NAME=x1,y1,x2,y2")
+    if len(n) != 4:
+        raise ConfigError([f"--line: expected NAME=x1,y1,x2,y2 (4 numbers), got '{value}'"])
+    return {"name": name, "start": (n[0], n[1]), "end": (n[2], n[3])}
+
+
+def _zone_flag(value: str) -> dict[str, Any]:
+    name, n = _numbers_flag("--zone", value, "NAME=x1,y1,x2,y2,x3,y3,...")
+    if len(n) % 2 or len(n) < 6:
+        raise ConfigError([f"--zone: expected NAME and at least 3 x,y pairs, got '{value}'"])
+    return {"name": name, "points": list(zip(n[::2], n[1::2], strict=True))}
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -100,11 +140,17 @@ def cmd_count(args: argparse.Namespace) -> int:
     if args.model is not None:
         detector_cfg = settings.detector.model_copy(update={"model": args.model})
         settings = settings.model_copy(update={"detector": detector_cfg})
+    if args.window is not None:
+        try:
+            window = WindowConfig(seconds=args.window)
+        except ValidationError as err:
+            raise ConfigError(validation_lines(err, prefix="--window: ")) from err
+        settings = settings.model_copy(update={"window": window})
     camera, where = _camera_for(args, settings)
-    if args.target_fps is not None:
-        camera = camera.model_copy(update={"target_fps": args.target_fps})
     detector = build_detector(settings)
-    result = count_clip(camera, detector, where, progress=not args.json and not args.quiet)
+    result = count_clip(
+        camera, settings, detector, where, progress=not args.json and not args.quiet
+    )
     doc = result.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -113,19 +159,32 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(doc: dict[str, object]) -> None:
+def _print_summary(doc: dict[str, Any]) -> None:
     timing = doc["timing"]
-    assert isinstance(timing, dict)
     print(f"source      {doc['source']} (camera {doc['camera']})")
-    print(f"model       {doc['model']} on {', '.join(doc['providers'])}")  # type: ignore[arg-type]
+    print(f"model       {doc['model']} on {', '.join(doc['providers'])}")
     print(f"frames      {doc['frames']} ({doc['duration_s']} s of video)")
     print(
         f"speed       {timing['fps']} frames/s, detector {timing['detector_ms_p50']} ms p50, "
         f"{timing['detector_ms_p95']} ms p95"
     )
-    print("detections  (box-frames, summed over all frames)")
-    for category, n in doc["detections"].items():  # type: ignore[attr-defined]
-        print(f"  {category:<11} {n}")
+    print("detections  " + ", ".join(f"{c} {n}" for c, n in doc["detections"].items()))
+    categories = [c.value for c in CATEGORIES]
+    if doc["lines"]:
+        print(f"\n{'line':<16}{'direction':<11}" + "".join(f"{c:>12}" for c in categories))
+        for name, per_direction in doc["lines"].items():
+            for direction, counts in per_direction.items():
+                cells = "".join(f"{counts[c]:>12}" for c in categories)
+                print(f"{name:<16}{direction:<11}{cells}")
+    if doc["zones"]:
+        print(f"\n{'zone':<16}{'':<11}" + "".join(f"{c:>12}" for c in categories))
+        for name, per_category in doc["zones"].items():
+            for figure in ("mean", "max"):
+                cells = "".join(f"{per_category[c][figure]:>12}" for c in categories)
+                print(f"{name:<16}{figure:<11}{cells}")
+    windows = doc["windows"]
+    partial = sum(1 for w in windows if w["partial"])
+    print(f"\nwindows     {len(windows)} ({partial} partial); --json prints them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--model", type=Path, help="ONNX model file (overrides the config)")
     count.add_argument("--camera", help="camera id (picks one from the config, or names the clip)")
     count.add_argument("--target-fps", type=float, help="process at most this many frames/s")
+    count.add_argument(
+        "--line", action="append", default=[], metavar="NAME=x1,y1,x2,y2", help="counting line"
+    )
+    count.add_argument(
+        "--zone", action="append", default=[], metavar="NAME=x1,y1,x2,y2,x3,y3,...", help="zone"
+    )
+    count.add_argument("--window", type=int, metavar="SECONDS", help="aggregation window length")
     count.add_argument("--json", action="store_true", help="print one JSON document")
     count.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     count.set_defaults(func=cmd_count)

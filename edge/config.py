@@ -7,7 +7,7 @@ setting. Errors are reported one per line, named by their YAML path (``cameras[0
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
@@ -16,11 +16,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge.detect.runtime import Provider
 from edge.errors import ConfigError
-from edge.geometry import polygon_is_simple
+from edge.geometry import Anchor, polygon_is_simple
+from edge.riders import RiderConfig
 from edge.track import TrackerConfig
 
 Point = tuple[float, float]
-Anchor = Literal["bottom_center", "center", "top_center"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 SHARED_MODEL_DIR = Path("../shared/models")
 
@@ -40,6 +40,13 @@ class LineConfig(Section):
     start: Point
     end: Point
     anchor: Anchor = "bottom_center"
+    hysteresis: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Dead band each side of the line, as a fraction of the box height: an "
+        "object must move this far past the line to count, so jitter never counts.",
+    )
 
     @model_validator(mode="after")
     def _not_degenerate(self) -> LineConfig:
@@ -149,6 +156,7 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    riders: RiderConfig = Field(default_factory=RiderConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

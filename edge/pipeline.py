@@ -1,18 +1,32 @@
-"""The composition root: builds the stages from the settings and runs them over a source."""
+"""The composition root: builds the stages from the settings and runs them over a source.
+
+    Source -> Detector -> ByteTracker -> RiderAssociation -> LineCounter / zone_occupancy
+           -> WindowAggregator -> CountReport
+
+Frames stop at the detector; track ids stop at the counters; only ``CountReport``s leave.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from edge.aggregate import CountReport, WindowAggregator
 from edge.config import CameraConfig, Settings
+from edge.counting import DIRECTIONS, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
-from edge.detections import CATEGORIES, COUNTED_CLASSES, Category
+from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.progress import Progress
+from edge.riders import RiderAssociation
 from edge.sources import open_source
+from edge.track import ByteTracker
+
+T = TypeVar("T")
+STAGES = ("detect", "track", "riders", "count", "aggregate")
 
 
 def build_detector(settings: Settings) -> YoloDetector:
@@ -23,6 +37,44 @@ def build_detector(settings: Settings) -> YoloDetector:
     return detector
 
 
+class CameraPipeline:
+    """Everything after the detector for one camera. ``stage_ms`` keeps per-stage timings."""
+
+    def __init__(self, camera: CameraConfig, settings: Settings) -> None:
+        self.camera = camera
+        self.tracker = ByteTracker(settings.tracker)
+        self.riders = RiderAssociation(settings.riders)
+        self.lines = [LineCounter(line, settings.tracker.lost_seconds) for line in camera.lines]
+        self.aggregator = WindowAggregator(
+            camera.id,
+            [line.name for line in camera.lines],
+            [zone.name for zone in camera.zones],
+            settings.window.seconds,
+        )
+        self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def _timed(self, stage: str, work: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        result = work()
+        self.stage_ms[stage].append((time.perf_counter() - start) * 1e3)
+        return result
+
+    def process(self, timestamp: float, detections: Detections) -> list[CountReport]:
+        """One frame's detections; returns the reports of any windows that closed."""
+        tracks = self._timed("track", lambda: self.tracker.update(detections, timestamp))
+        tracks = self._timed("riders", lambda: self.riders.update(tracks))
+        events = self._timed(
+            "count",
+            lambda: [e for counter in self.lines for e in counter.update(tracks, timestamp)],
+        )
+        occupancy = {zone.name: zone_occupancy(tracks, zone) for zone in self.camera.zones}
+        return self._timed("aggregate", lambda: self.aggregator.add(timestamp, events, occupancy))
+
+    def close(self) -> list[CountReport]:
+        """End of the source: the open window, flagged partial."""
+        return self.aggregator.close()
+
+
 @dataclass
 class ClipResult:
     """What one pass over a recorded clip produced: aggregate figures only."""
@@ -31,17 +83,49 @@ class ClipResult:
     camera_id: str
     model: str
     providers: list[str]
+    line_names: list[str] = field(default_factory=list)
+    zone_names: list[str] = field(default_factory=list)
     frames: int = 0
     duration_s: float = 0.0
     wall_s: float = 0.0
-    detector_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)
     detections: dict[Category, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     classes: dict[str, int] = field(
         default_factory=lambda: {name: 0 for name, _ in COUNTED_CLASSES.values()}
     )
+    windows: list[CountReport] = field(default_factory=list)
+
+    def line_totals(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Passages over the whole clip: line -> direction -> category, zeros included."""
+        totals: dict[str, dict[str, dict[str, int]]] = {
+            name: {d: {c.value: 0 for c in CATEGORIES} for d in DIRECTIONS}
+            for name in self.line_names
+        }
+        for report in self.windows:
+            for name, counts in report.lines.items():
+                for d, per in counts.items():
+                    for c, n in per.items():
+                        totals[name][d][c.value] += n
+        return totals
+
+    def zone_totals(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Mean over all frames (windows weighted by their frames) and maximum."""
+        frames = max(sum(r.frames for r in self.windows), 1)
+        return {
+            name: {
+                c.value: {
+                    "mean": round(
+                        sum(r.zones[name].mean[c] * r.frames for r in self.windows) / frames, 3
+                    ),
+                    "max": max((r.zones[name].max[c] for r in self.windows), default=0),
+                }
+                for c in CATEGORIES
+            }
+            for name in self.zone_names
+        }
 
     def to_json(self) -> dict[str, Any]:
-        ms = np.asarray(self.detector_ms or [0.0])
+        detect_ms = np.asarray(self.stage_ms.get("detect") or [0.0])
         return {
             "source": self.source,
             "camera": self.camera_id,
@@ -52,28 +136,43 @@ class ClipResult:
             "timing": {
                 "wall_s": round(self.wall_s, 3),
                 "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else 0.0,
-                "detector_ms_p50": round(float(np.percentile(ms, 50)), 2),
-                "detector_ms_p95": round(float(np.percentile(ms, 95)), 2),
+                "detector_ms_p50": round(float(np.percentile(detect_ms, 50)), 2),
+                "detector_ms_p95": round(float(np.percentile(detect_ms, 95)), 2),
+                "stages_ms_mean": {
+                    stage: round(float(np.mean(ms)), 3) if ms else 0.0
+                    for stage, ms in self.stage_ms.items()
+                },
             },
             "detections": {cat.value: n for cat, n in self.detections.items()},
             "detections_by_class": dict(self.classes),
+            "lines": self.line_totals(),
+            "zones": self.zone_totals(),
+            "windows": [report.to_json() for report in self.windows],
         }
 
 
 def count_clip(
-    camera: CameraConfig, detector: YoloDetector, where: str = "camera", progress: bool = True
+    camera: CameraConfig,
+    settings: Settings,
+    detector: YoloDetector,
+    where: str = "camera",
+    progress: bool = True,
 ) -> ClipResult:
-    """Run the pipeline over a recorded clip from its first frame to its last.
+    """Run the whole pipeline over a recorded clip from its first frame to its last.
 
     ``where`` names the camera in error messages (``cameras[0]``).
     """
     source = open_source(camera.source, camera.id, camera.target_fps)
     camera.check_fits(source.frame_size, where)
+    pipeline = CameraPipeline(camera, settings)
     result = ClipResult(
         source=camera.source,
         camera_id=camera.id,
         model=detector.info.path.name,
         providers=detector.runtime.providers,
+        line_names=[line.name for line in camera.lines],
+        zone_names=[zone.name for zone in camera.zones],
+        stage_ms=pipeline.stage_ms,
     )
     bar = Progress(source.expected_frames, camera.id, enabled=progress)
     class_names = {cid: name for cid, (name, _) in COUNTED_CLASSES.items()}
@@ -83,17 +182,19 @@ def count_clip(
         for frame in source:
             t0 = time.perf_counter()
             (detections,) = detector.detect([frame.image])
-            result.detector_ms.append((time.perf_counter() - t0) * 1000)
+            pipeline.stage_ms["detect"].append((time.perf_counter() - t0) * 1e3)
             for cat, n in detections.count_by_category().items():
                 result.detections[cat] += n
             for cid, n in zip(*np.unique(detections.class_id, return_counts=True), strict=True):
                 result.classes[class_names[int(cid)]] += int(n)
+            result.windows += pipeline.process(frame.timestamp, detections)
             result.frames += 1
             last_timestamp = frame.timestamp
             bar.advance()
     finally:
         source.close()
         bar.close()
+    result.windows += pipeline.close()
     result.wall_s = time.perf_counter() - start
     result.duration_s = last_timestamp + 1 / source.fps if result.frames else 0.0
     return result
