@@ -3,9 +3,9 @@
 Line rule, for every track and every line: the anchor's signed distance to the line decides a
 *settled side* only when it is at least the line's ``hysteresis`` x the box height away from the
 line (never less than one pixel). A crossing is counted when a track settles on the side
-opposite the one it last settled on, and at least one of its steps in between (from one observed anchor to the next,
-however far apart: a fast object may jump over the line between two processed frames) passed
-through the segment itself. So:
+opposite the one it last settled on, and at least one of its steps in between (from one
+observed anchor to the next, however far apart: a fast object may jump over the line between
+two processed frames) passed through the segment itself. So:
 
 - a box jittering around the line never settles on the other side, and counts nothing;
 - someone who walks back later settles again and is counted again, in the other direction;
