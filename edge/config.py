@@ -41,11 +41,11 @@ class LineConfig(Section):
     end: Point
     anchor: Anchor = "bottom_center"
     hysteresis: float = Field(
-        default=0.1,
+        default=0.2,
         ge=0,
         le=1,
-        description="Dead band each side of the line, as a fraction of the box height: an "
-        "object must move this far past the line to count, so jitter never counts.",
+        description="Dead band each side of the line, as a fraction of the box's extent across "
+        "the line: an object must move this far past the line to count, so jitter never counts.",
     )
 
     @model_validator(mode="after")

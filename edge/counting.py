@@ -1,11 +1,15 @@
 """Counters: tracks in, anonymous count events and occupancy figures out.
 
 Line rule, for every track and every line: the anchor's signed distance to the line decides a
-*settled side* only when it is at least the line's ``hysteresis`` x the box height away from the
-line (never less than one pixel). A crossing is counted when a track settles on the side
-opposite the one it last settled on, and at least one of its steps in between (from one
-observed anchor to the next, however far apart: a fast object may jump over the line between
-two processed frames) passed through the segment itself. So:
+*settled side* only when it is at least the line's ``hysteresis`` x the box's extent across the
+line away from it (box width for a vertical line, height for a horizontal one; never less than
+one pixel). Detector jitter, and the jumps of a box that is partly occluded for a moment, scale
+with the box's size in each axis, so the band does too; the default 0.2 absorbs +-20 %.
+
+A crossing is counted when a track settles on the side opposite the one it last settled on,
+and at least one of its steps in between (from one observed anchor to the next, however far
+apart: a fast object may jump over the line between two processed frames) passed through the
+segment itself. So:
 
 - a box jittering around the line never settles on the other side, and counts nothing;
 - someone who walks back later settles again and is counted again, in the other direction;
@@ -60,12 +64,17 @@ class LineCounter:
         self._a = np.asarray(line.start, np.float64)
         self._b = np.asarray(line.end, np.float64)
         self._length = float(np.hypot(*(self._b - self._a)))
+        # |unit normal| per axis: the box's extent across the line is w*|nx| + h*|ny|, so the
+        # dead band scales with how much the box (and its jitter) spans in the crossing direction.
+        dx, dy = (self._b - self._a) / self._length
+        self._normal_weights = np.array([abs(dy), abs(dx)], np.float32)
         self._passages: dict[int, _Passage] = {}
 
     def update(self, tracks: Tracks, timestamp: float) -> list[CountEvent]:
         anchors = anchor_points(tracks.xyxy, self.line.anchor).astype(np.float64)
         distance = side_of_line(anchors, self._a, self._b) / self._length
-        margin = np.maximum(self.line.hysteresis * (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]), 1.0)
+        size = tracks.xyxy[:, 2:] - tracks.xyxy[:, :2]
+        margin = np.maximum(self.line.hysteresis * (size @ self._normal_weights), 1.0)
         settled = np.where(distance >= margin, 1, np.where(distance <= -margin, -1, 0))
         ids = tracks.track_id.tolist()
         previous = np.array(

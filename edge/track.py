@@ -55,16 +55,17 @@ _MIN_SIZE = 1.0  # pixels; a predicted box never shrinks below this
 class TrackerConfig(BaseModel):
     """Tracker thresholds. Confidences are detector scores in [0, 1]; IoU thresholds in (0, 1].
 
-    high_confidence (0.5): detections at or above it take part in the first association and may
-        start tracks. Clearly visible objects score well above it with COCO-trained YOLO models;
-        the band below it is where partly occluded objects fall. It must sit well above the
-        detector's own cut-off, otherwise the second stage sees nothing.
+    high_confidence (0.4): detections at or above it take part in the first association and may
+        start tracks. ByteTrack's 0.5 was set for detectors trained on pedestrian data; the
+        COCO nano models this product runs score clearly visible people lower (0.5-0.9) and
+        partly occluded ones at 0.25-0.5, so the thresholds sit 0.1 lower. It must stay well
+        above the detector's own cut-off (0.25), otherwise the second stage sees nothing.
     low_confidence (0.1): detections below it are ignored. Between the two thresholds a
         detection can only extend a track that was matched in the previous frame, never start
         one, which is how ByteTrack keeps ids through occlusion without admitting clutter. This
         only works if the detector passes such detections on: a detector cut-off at 0.25 makes
-        the effective second-stage band [0.25, 0.5).
-    new_track_confidence (0.6): a little above ``high_confidence`` (ByteTrack uses +0.1) so that
+        the effective second-stage band [0.25, 0.4).
+    new_track_confidence (0.5): a little above ``high_confidence`` (ByteTrack uses +0.1) so that
         borderline detections extend tracks but do not start them; every new track risks a
         false count.
     match_iou (0.2): minimum IoU between a predicted track box and a confident detection. Low,
@@ -88,9 +89,9 @@ class TrackerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    high_confidence: float = Field(default=0.5, gt=0, le=1)
+    high_confidence: float = Field(default=0.4, gt=0, le=1)
     low_confidence: float = Field(default=0.1, ge=0, le=1)
-    new_track_confidence: float = Field(default=0.6, gt=0, le=1)
+    new_track_confidence: float = Field(default=0.5, gt=0, le=1)
     match_iou: float = Field(default=0.2, gt=0, le=1)
     low_match_iou: float = Field(default=0.5, gt=0, le=1)
     lost_seconds: float = Field(default=1.0, ge=0, le=60)

@@ -319,7 +319,7 @@ def test_many_objects_each_keep_one_id() -> None:
     "kwargs",
     [
         {"low_confidence": 0.6, "high_confidence": 0.5},
-        {"new_track_confidence": 0.4},
+        {"new_track_confidence": 0.3},  # below high_confidence
         {"match_iou": 0.0},
         {"low_match_iou": 1.5},
         {"lost_seconds": -1.0},
