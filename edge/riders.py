@@ -5,8 +5,9 @@ them as two tracks, which the counters would count as one pedestrian plus one bi
 sits between the tracker and the counters and decides, from evidence over several frames, which
 person tracks ride which bicycle or motorcycle track (a "vehicle" here). An established rider
 no longer appears as a person: when its vehicle is in the frame the rider row is dropped; when
-the detector missed the vehicle, the rider's box is output under the vehicle's id and class, so
-the counters keep following one object with one id and one category. Several persons may ride
+the detector missed the vehicle, the vehicle's box is rebuilt from the rider's (their offset as
+last seen together) and output under the vehicle's id and class, so the counters keep following
+one object, with one id, one category and a steady ground anchor. Several persons may ride
 one vehicle (a motorcycle with a passenger), each person rides at most one.
 
 "Riding" is judged on the two boxes of one frame (frame pixels, x right, y down), in fractions
@@ -156,6 +157,26 @@ class _Pair:
     score: int = 0  # net fitting frames while not yet associated
     misses: int = 0  # consecutive failing frames while associated
     associated: bool = False
+    # The vehicle's box relative to the person's, in person box sizes (dx1, dy1, dx2, dy2), as
+    # last seen together: rebuilds the vehicle's box, hence its ground anchor, when it is missed.
+    offset: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+
+def _relative(
+    vehicle: npt.NDArray[np.float32], person: npt.NDArray[np.float32]
+) -> tuple[float, float, float, float]:
+    w, h = max(float(person[2] - person[0]), 1.0), max(float(person[3] - person[1]), 1.0)
+    d = (vehicle - person).tolist()
+    return (d[0] / w, d[1] / h, d[2] / w, d[3] / h)
+
+
+def _absolute(
+    offset: tuple[float, float, float, float], person: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    w, h = max(float(person[2] - person[0]), 1.0), max(float(person[3] - person[1]), 1.0)
+    return (person + np.array(offset, np.float32) * np.array([w, h, w, h], np.float32)).astype(
+        np.float32
+    )
 
 
 class RiderAssociation:
@@ -183,16 +204,18 @@ class RiderAssociation:
     def update(self, tracks: Tracks) -> Tracks:
         """Take one frame's tracker output, return it with riders merged into their vehicles.
 
-        Person rows of established riders are dropped when their vehicle is present, or output
-        under the vehicle's id and class (the riders' boxes united, their highest confidence)
-        when it is not. Every other row passes unchanged; rows stay ordered by track id. The
-        input is returned as it is when nothing changes (it is read-only).
+        Person rows of established riders are dropped when their vehicle is present. When it
+        is not, they stand in for it under the vehicle's id and class, with the vehicle's box
+        rebuilt from the rider's (their offset as last seen together, averaged over riders) so
+        the ground anchor does not jump to the rider's feet, and the riders' highest
+        confidence. Every other row passes unchanged; rows stay ordered by track id. The input
+        is returned as it is when nothing changes (it is read-only).
         """
         self._frame += 1
         present = {track_id: row for row, track_id in enumerate(tracks.track_id.tolist())}
         chosen = self._best_vehicles(tracks, present)
         if chosen or self._pairs:
-            self._observe(chosen, present, tracks.class_id.tolist())
+            self._observe(chosen, present, tracks)
         return self._merge(tracks, present)
 
     # -- steps ------------------------------------------------------------------------------
@@ -223,9 +246,10 @@ class RiderAssociation:
         return {(person_ids[i], vehicle_ids[j]) for i, j in zip(hit.tolist(), best, strict=True)}
 
     def _observe(
-        self, chosen: set[tuple[int, int]], present: dict[int, int], classes: list[int]
+        self, chosen: set[tuple[int, int]], present: dict[int, int], tracks: Tracks
     ) -> None:
         """Add this frame's evidence to every pair, then drop pairs that are over."""
+        classes: list[int] = tracks.class_id.tolist()
         cfg = self.config
         frame = self._frame
         pairs = self._pairs
@@ -241,6 +265,7 @@ class RiderAssociation:
                 pair.vehicle_seen = frame
                 pair.vehicle_class = classes[present[vid]]
             if key in chosen:
+                pair.offset = _relative(tracks.xyxy[present[vid]], tracks.xyxy[present[pid]])
                 pair.misses = 0
                 if not pair.associated:
                     pair.score += 1
@@ -272,16 +297,19 @@ class RiderAssociation:
     def _merge(self, tracks: Tracks, present: dict[int, int]) -> Tracks:
         """The output rows: riders dropped, or standing in for their missing vehicle."""
         dropped: list[int] = []
-        standing_in: dict[int, list[int]] = {}  # missing vehicle id -> rows of its riders
+        standing_in: dict[int, list[npt.NDArray[np.float32]]] = {}  # vehicle id -> rebuilt boxes
+        riders_of: dict[int, list[int]] = {}  # missing vehicle id -> rows of its riders
         classes: list[int] = []  # of the missing vehicles, in the order of ``standing_in``
         for (pid, vid), pair in self._pairs.items():
             if pair.associated and pid in present:
                 dropped.append(present[pid])
                 if vid not in present:
                     if vid not in standing_in:
-                        standing_in[vid] = []
+                        standing_in[vid], riders_of[vid] = [], []
                         classes.append(pair.vehicle_class)
-                    standing_in[vid].append(present[pid])
+                    rider = tracks.xyxy[present[pid]]
+                    standing_in[vid].append(_absolute(pair.offset, rider))
+                    riders_of[vid].append(present[pid])
         if not dropped:
             return tracks
         keep = np.ones(len(tracks), bool)
@@ -292,11 +320,8 @@ class RiderAssociation:
         boxes = np.empty((len(vehicle_ids), 4), np.float32)
         conf = np.empty(len(vehicle_ids), np.float32)
         for k, vid in enumerate(vehicle_ids):
-            rows = standing_in[vid]
-            riders = tracks.xyxy[rows]
-            boxes[k, :2] = riders[:, :2].min(axis=0)
-            boxes[k, 2:] = riders[:, 2:].max(axis=0)
-            conf[k] = tracks.confidence[rows].max()
+            boxes[k] = np.mean(standing_in[vid], axis=0)
+            conf[k] = tracks.confidence[riders_of[vid]].max()
         track_id = np.concatenate([tracks.track_id[keep], np.asarray(vehicle_ids, np.int64)])
         order = np.argsort(track_id, kind="stable")
         return Tracks(
