@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.aggregate import CountReport, WindowAggregator
 from edge.config import CameraConfig, Settings
-from edge.counting import DIRECTIONS, LineCounter, zone_occupancy
+from edge.counting import DIRECTIONS, CountEvent, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.progress import Progress
 from edge.riders import RiderAssociation
 from edge.sources import open_source
-from edge.track import ByteTracker
+from edge.track import ByteTracker, Tracks
 
 T = TypeVar("T")
 STAGES = ("detect", "track", "riders", "count", "aggregate")
@@ -63,12 +64,15 @@ class CameraPipeline:
         """One frame's detections; returns the reports of any windows that closed."""
         tracks = self._timed("track", lambda: self.tracker.update(detections, timestamp))
         tracks = self._timed("riders", lambda: self.riders.update(tracks))
-        events = self._timed(
-            "count",
-            lambda: [e for counter in self.lines for e in counter.update(tracks, timestamp)],
-        )
-        occupancy = {zone.name: zone_occupancy(tracks, zone) for zone in self.camera.zones}
+        events, occupancy = self._timed("count", lambda: self._count(tracks, timestamp))
         return self._timed("aggregate", lambda: self.aggregator.add(timestamp, events, occupancy))
+
+    def _count(
+        self, tracks: Tracks, timestamp: float
+    ) -> tuple[list[CountEvent], dict[str, npt.NDArray[np.int64]]]:
+        events = [event for counter in self.lines for event in counter.update(tracks, timestamp)]
+        occupancy = {zone.name: zone_occupancy(tracks, zone) for zone in self.camera.zones}
+        return events, occupancy
 
     def close(self) -> list[CountReport]:
         """End of the source: the open window, flagged partial."""

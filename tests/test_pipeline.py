@@ -1,0 +1,114 @@
+"""End to end on the real model and the TUD-Campus clip, against its human ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import CameraConfig, LineConfig, load_settings
+from edge.evaluation import read_mot_gt, true_crossings
+from edge.pipeline import build_detector, count_clip
+from tests.conftest import shared_file
+from tests.test_cli import assert_one_line_error, edge
+
+CENTRE = "centre=320,0,320,480"
+
+
+def all_keys(doc: Any) -> set[str]:
+    if isinstance(doc, dict):
+        return set(doc) | {k for v in doc.values() for k in all_keys(v)}
+    if isinstance(doc, list):
+        return {k for v in doc for k in all_keys(v)}
+    return set()
+
+
+@pytest.mark.slow
+def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Path) -> None:
+    result = edge(
+        "count", str(tud_clip), "--model", str(yolo11n), "--line", CENTRE,
+        "--zone", "left=0,0,320,0,320,480,0,480", "--window", "1", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    truth = true_crossings(
+        read_mot_gt(shared_file("clips/tud_campus/gt/gt.txt")),
+        LineConfig(name="centre", start=(320, 0), end=(320, 480)),
+    )
+    assert truth == {"in": 4, "out": 1}
+    centre = doc["lines"]["centre"]
+    assert abs(centre["in"]["pedestrian"] - truth["in"]) <= 1
+    assert abs(centre["out"]["pedestrian"] - truth["out"]) <= 1
+    assert centre["in"]["bike"] == centre["in"]["vehicle"] == 0  # all three always present
+    # 2.84 s in 1 s windows: two full ones and a partial one, counts adding up to the totals.
+    windows = doc["windows"]
+    assert [(w["start"], w["end"], w["partial"]) for w in windows] == [
+        (0, 1, False),
+        (1, 2, False),
+        (2, 3, True),
+    ]
+    assert sum(w["frames"] for w in windows) == 71
+    assert (
+        sum(w["lines"]["centre"]["in"]["pedestrian"] for w in windows) == centre["in"]["pedestrian"]
+    )
+    left = doc["zones"]["left"]["pedestrian"]
+    assert 1 <= left["mean"] <= left["max"] <= 8
+    # Nothing that identifies or locates anyone leaves the pipeline.
+    forbidden = {
+        "id",
+        "track_id",
+        "tracker_id",
+        "box",
+        "boxes",
+        "xyxy",
+        "bbox",
+        "image",
+        "trajectory",
+    }
+    assert not all_keys(doc) & forbidden
+
+
+@pytest.mark.slow
+def test_low_detector_rate_still_counts(tud_clip: Path) -> None:
+    """At 5 fps a walker moves 5x further between frames; crossings must still register."""
+    settings = load_settings(None, model_dir=str(shared_file("models")))
+    camera = CameraConfig(
+        id="tud",
+        source=str(tud_clip),
+        target_fps=5,
+        lines=[LineConfig(name="x400", start=(400, 0), end=(400, 480))],  # 4 in, 0 out
+    )
+    result = count_clip(camera, settings, build_detector(settings), progress=False)
+    assert result.frames == 15
+    line = result.line_totals()["x400"]
+    assert 2 <= line["in"]["pedestrian"] <= 4
+    assert line["out"]["pedestrian"] == 0
+
+
+def test_bad_line_flag_is_one_line(tud_clip: Path) -> None:
+    assert_one_line_error(
+        edge("count", str(tud_clip), "--line", "centre=320,0,320"),
+        "--line: expected NAME=x1,y1,x2,y2",
+    )
+
+
+def test_line_outside_the_frame_is_refused_once_the_size_is_known(
+    tud_clip: Path, yolo11n: Path
+) -> None:
+    result = edge("count", str(tud_clip), "--model", str(yolo11n), "--line", "far=0,0,700,10")
+    assert_one_line_error(result, "camera.lines[0].end: (700.0, 10.0) is outside the 640x480 frame")
+
+
+def test_degenerate_line_and_bow_tie_zone_are_refused(tud_clip: Path) -> None:
+    assert_one_line_error(
+        edge("count", str(tud_clip), "--line", "dot=5,5,5,5"), "same start and end"
+    )
+    assert_one_line_error(
+        edge("count", str(tud_clip), "--zone", "bow=0,0,10,10,10,0,0,10"), "crosses itself"
+    )
+
+
+def test_bad_window(tud_clip: Path) -> None:
+    assert_one_line_error(edge("count", str(tud_clip), "--window", "0"), "--window: seconds")
