@@ -42,12 +42,12 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 def cmd_models_info(args: argparse.Namespace) -> int:
     from edge.detect import OnnxRuntime
-    from edge.manifest import DEFAULT_MANIFEST, load_manifest, sha256_file
+    from edge.manifest import load_manifest, sha256_file
 
     runtime = OnnxRuntime(args.path)
     info = runtime.info
     digest = sha256_file(args.path)
-    known = load_manifest(args.manifest or DEFAULT_MANIFEST).find(digest)
+    known = load_manifest(args.manifest).find(digest)
     meta = {k: v for k, v in info.metadata.items() if k != "names"}
     report = {
         "file": str(args.path),

@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge.config import validation_lines
 from edge.errors import ConfigError
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
+
+def default_manifest() -> Path:
+    """Beside the package in a checkout (editable install), else under the working directory."""
+    beside = Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
+    return beside if beside.is_file() else Path("models") / "manifest.yaml"
 
 
 class ManifestEntry(BaseModel):
@@ -38,7 +42,8 @@ class Manifest(BaseModel):
         return next((m for m in self.models if m.sha256 == sha256), None)
 
 
-def load_manifest(path: Path = DEFAULT_MANIFEST) -> Manifest:
+def load_manifest(path: Path | None = None) -> Manifest:
+    path = path or default_manifest()
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Manifest.model_validate(data)

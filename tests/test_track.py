@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 from edge.detections import Detections
 from edge.track import ByteTracker, TrackerConfig, Tracks
+from tests.conftest import make_detections
 
 Box = tuple[float, float, float, float]
 PERSON, BICYCLE, CAR, TRUCK = 0, 1, 2, 7
 FPS = 25.0
-
-
-def make_detections(
-    boxes: Sequence[Box], conf: float | Sequence[float] = 0.9, cls: int | Sequence[int] = 0
-) -> Detections:
-    n = len(boxes)
-    return Detections(
-        np.array(boxes, np.float32).reshape(n, 4),
-        np.broadcast_to(np.asarray(conf, np.float32), (n,)).copy(),
-        np.broadcast_to(np.asarray(cls, np.int16), (n,)).copy(),
-    )
 
 
 def person_at(x: float, y: float = 100.0) -> Box:
