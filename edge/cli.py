@@ -22,15 +22,10 @@ from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError
 
 EXIT_ERROR = 2
-log = logging.getLogger("edge")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    _settings(args)
+    load_settings(args.config)
     print("ok")
     return 0
 
@@ -74,25 +69,22 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
-    """The camera to run: picked from the config, or the CLIP argument, plus flag overrides."""
-    where = "camera"
-    if args.camera and any(c.id == args.camera for c in settings.cameras):
-        index = next(i for i, c in enumerate(settings.cameras) if c.id == args.camera)
-    elif args.camera and args.clip is None:
-        ids = [c.id for c in settings.cameras]
-        raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
-    elif settings.cameras:
+    """The camera to run and its name in errors: the one ``--camera`` names or the config's
+    first, its source replaced by CLIP when given, plus the flags' lines and zones."""
+    ids = [camera.id for camera in settings.cameras]
+    index: int | None = ids.index(args.camera) if args.camera in ids else None
+    if args.clip is None:
+        if args.camera and index is None:
+            raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
+        if not ids:
+            raise ConfigError(["cameras: give a CLIP argument or at least one camera in -c FILE"])
+    if index is None and ids:
         index = 0
-    elif args.clip is None:
-        raise ConfigError(["cameras: give a CLIP argument or at least one camera in -c FILE"])
-    else:
-        index = -1
-    fields = settings.cameras[index].model_dump() if index >= 0 else {}
-    if index >= 0 and args.clip is None:
-        where = f"cameras[{index}]"
+    fields = settings.cameras[index].model_dump() if index is not None else {}
+    where = f"cameras[{index}]" if index is not None and args.clip is None else "camera"
     if args.clip is not None:
         fields["source"] = str(args.clip)
-        fields.setdefault("id", args.camera or _camera_id(Path(args.clip)))
+        fields["id"] = args.camera or fields.get("id") or _camera_id(Path(args.clip))
     if args.target_fps is not None:
         fields["target_fps"] = args.target_fps
     fields["lines"] = [*fields.get("lines", []), *(_line_flag(v) for v in args.line)]
@@ -136,7 +128,7 @@ def _zone_flag(value: str) -> dict[str, Any]:
 def cmd_count(args: argparse.Namespace) -> int:
     from edge.pipeline import build_detector, count_clip
 
-    settings = _settings(args)
+    settings = load_settings(args.config)
     if args.model is not None:
         detector_cfg = settings.detector.model_copy(update={"model": args.model})
         settings = settings.model_copy(update={"detector": detector_cfg})
