@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -140,6 +142,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"window": window})
     camera, where = _camera_for(args, settings)
     detector = build_detector(settings)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service stop ends the run like Ctrl-C
     result = count_clip(
         camera, settings, detector, where, progress=not args.json and not args.quiet
     )
@@ -148,14 +151,19 @@ def cmd_count(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         _print_summary(doc)
-    return 0
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_summary(doc: dict[str, Any]) -> None:
     timing = doc["timing"]
     print(f"source      {doc['source']} (camera {doc['camera']})")
     print(f"model       {doc['model']} on {', '.join(doc['providers'])}")
-    print(f"frames      {doc['frames']} ({doc['duration_s']} s of video)")
+    stopped = " (interrupted: figures so far)" if doc["interrupted"] else ""
+    print(f"frames      {doc['frames']} ({doc['duration_s']} s of video){stopped}")
     print(
         f"speed       {timing['fps']} frames/s, detector {timing['detector_ms_p50']} ms p50, "
         f"{timing['detector_ms_p95']} ms p95"
@@ -247,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -54,18 +54,19 @@ class CameraPipeline:
         )
         self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
-    def _timed(self, stage: str, work: Callable[[], T]) -> T:
+    def timed(self, stage: str, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)``, its duration added to ``stage_ms[stage]``."""
         start = time.perf_counter()
-        result = work()
+        result = work(*args)
         self.stage_ms[stage].append((time.perf_counter() - start) * 1e3)
         return result
 
     def process(self, timestamp: float, detections: Detections) -> list[CountReport]:
         """One frame's detections; returns the reports of any windows that closed."""
-        tracks = self._timed("track", lambda: self.tracker.update(detections, timestamp))
-        tracks = self._timed("riders", lambda: self.riders.update(tracks))
-        events, occupancy = self._timed("count", lambda: self._count(tracks, timestamp))
-        return self._timed("aggregate", lambda: self.aggregator.add(timestamp, events, occupancy))
+        tracks = self.timed("track", self.tracker.update, detections, timestamp)
+        tracks = self.timed("riders", self.riders.update, tracks)
+        events, occupancy = self.timed("count", self._count, tracks, timestamp)
+        return self.timed("aggregate", self.aggregator.add, timestamp, events, occupancy)
 
     def _count(
         self, tracks: Tracks, timestamp: float
@@ -98,6 +99,7 @@ class ClipResult:
         default_factory=lambda: {name: 0 for name, _ in COUNTED_CLASSES.values()}
     )
     windows: list[CountReport] = field(default_factory=list)
+    interrupted: bool = False
 
     def line_totals(self) -> dict[str, dict[str, dict[str, int]]]:
         """Passages over the whole clip: line -> direction -> category, zeros included."""
@@ -135,6 +137,7 @@ class ClipResult:
             "camera": self.camera_id,
             "frames": self.frames,
             "duration_s": round(self.duration_s, 3),
+            "interrupted": self.interrupted,
             "model": self.model,
             "providers": self.providers,
             "timing": {
@@ -164,7 +167,8 @@ def count_clip(
 ) -> ClipResult:
     """Run the whole pipeline over a recorded clip from its first frame to its last.
 
-    ``where`` names the camera in error messages (``cameras[0]``).
+    ``where`` names the camera in error messages (``cameras[0]``). An interrupt stops the run
+    early but still closes the open window (partial) and returns everything counted so far.
     """
     source = open_source(camera.source, camera.id, camera.target_fps)
     camera.check_fits(source.frame_size, where)
@@ -184,9 +188,7 @@ def count_clip(
     last_timestamp = 0.0
     try:
         for frame in source:
-            t0 = time.perf_counter()
-            (detections,) = detector.detect([frame.image])
-            pipeline.stage_ms["detect"].append((time.perf_counter() - t0) * 1e3)
+            (detections,) = pipeline.timed("detect", detector.detect, [frame.image])
             for cat, n in detections.count_by_category().items():
                 result.detections[cat] += n
             for cid, n in zip(*np.unique(detections.class_id, return_counts=True), strict=True):
@@ -195,6 +197,8 @@ def count_clip(
             result.frames += 1
             last_timestamp = frame.timestamp
             bar.advance()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the window
+        result.interrupted = True
     finally:
         source.close()
         bar.close()

@@ -112,3 +112,31 @@ def test_degenerate_line_and_bow_tie_zone_are_refused(tud_clip: Path) -> None:
 
 def test_bad_window(tud_clip: Path) -> None:
     assert_one_line_error(edge("count", str(tud_clip), "--window", "0"), "--window: seconds")
+
+
+@pytest.mark.slow
+def test_interrupt_keeps_what_was_counted(yolo11n: Path) -> None:
+    """SIGINT or SIGTERM mid-clip: the figures so far are printed, the window closed partial."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    clip = shared_file("clips/degirum_traffic2_intersection_960x540.mp4")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "count", str(clip), "--model", str(yolo11n),
+             "--line", "across=0,200,960,200", "--json"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(6)  # model loaded, some frames done, far from the 362 of the clip (~12 s)
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        doc = json.loads(out)
+        assert doc["interrupted"] is True
+        assert 0 < doc["frames"] < 362
+        assert doc["windows"][-1]["partial"] is True
+        assert sum(w["frames"] for w in doc["windows"]) == doc["frames"]
