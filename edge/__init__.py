@@ -1,0 +1,41 @@
+"""Edge footfall counting: anonymous, time-aggregated counts from street cameras.
+
+The value objects that pass between stages are re-exported here; the stages themselves live in
+their modules (``edge.detect``, ``edge.track``, ``edge.riders``, ``edge.counting``,
+``edge.aggregate``) and are wired together in ``edge.pipeline``.
+"""
+
+from __future__ import annotations
+
+from edge.aggregate import CountReport, ZoneOccupancy
+from edge.counting import CountEvent
+from edge.detections import Category, Detections
+from edge.errors import (
+    ConfigError,
+    EdgeError,
+    ModelError,
+    PolicyViolation,
+    PublishError,
+    SourceError,
+)
+from edge.frames import Frame, FrameSource
+from edge.track import Tracks
+
+__version__ = "0.1.0"
+__all__ = [
+    "Category",
+    "ConfigError",
+    "CountEvent",
+    "CountReport",
+    "Detections",
+    "EdgeError",
+    "Frame",
+    "FrameSource",
+    "ModelError",
+    "PolicyViolation",
+    "PublishError",
+    "SourceError",
+    "Tracks",
+    "ZoneOccupancy",
+    "__version__",
+]

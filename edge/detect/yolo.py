@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from edge.detections import COUNTED_CLASS_IDS, Detections
 
+_LAST_COUNTED = int(COUNTED_CLASS_IDS.max())
 PAD_VALUE = 114  # Ultralytics' letterbox grey: keeping it keeps scores identical to theirs
 
 
@@ -83,18 +84,18 @@ def decode(
 
     Only counted classes survive, and a candidate keeps its class only when that class is the
     model's best guess over all nc classes: a train scoring 0.8 and bus 0.5 is a train, dropped,
-    not a bus. The counted rows are scanned first so the full argmax runs on few candidates.
+    not a bus. A cheap pre-filter first: the counted classes are all among COCO 0-7, contiguous
+    rows whose maximum bounds the score of any candidate we could keep; the full argmax then runs
+    on the few candidates that pass.
     """
     if output.ndim != 2 or output.shape[0] < 5:
         raise ValueError(f"expected a (4 + nc, N) YOLO output, got shape {output.shape}")
-    counted = COUNTED_CLASS_IDS[output.shape[0] - 4 > COUNTED_CLASS_IDS]
-    counted_scores = output[4 + counted]
-    best = counted_scores.max(axis=0)
+    best = output[4 : 5 + _LAST_COUNTED].max(axis=0)
     keep = np.flatnonzero(best > confidence)
     all_scores = output[4:, keep]
     class_id = all_scores.argmax(axis=0).astype(np.int16)
-    score = all_scores[class_id, np.arange(len(keep))]
-    counted_mask = np.isin(class_id, counted)
+    score = all_scores.max(axis=0)
+    counted_mask = np.isin(class_id, COUNTED_CLASS_IDS)
     keep, class_id, score = keep[counted_mask], class_id[counted_mask], score[counted_mask]
     cx, cy, w, h = output[:4, keep]
     xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
