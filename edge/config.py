@@ -7,20 +7,20 @@ setting. Errors are reported one per line, named by their YAML path (``cameras[0
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from edge.detect.runtime import Provider
 from edge.errors import ConfigError
 from edge.geometry import Anchor, polygon_is_simple
 from edge.riders import RiderConfig
 from edge.track import TrackerConfig
 
 Point = tuple[float, float]
+Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 SHARED_MODEL_DIR = Path("../shared/models")
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from edge.detect.runtime import ModelInfo, OnnxRuntime, Provider
+from edge.detect.runtime import ModelInfo, OnnxRuntime
 from edge.detect.yolo import Letterbox, letterbox, postprocess
 from edge.detections import Detections
 
-__all__ = ["ModelInfo", "OnnxRuntime", "Provider", "YoloDetector"]
+__all__ = ["ModelInfo", "OnnxRuntime", "YoloDetector"]
 
 
 class YoloDetector:

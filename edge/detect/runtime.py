@@ -10,18 +10,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from edge.config import Provider
 from edge.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-Provider = Literal["cpu", "cuda", "tensorrt"]
-ORT_PROVIDERS: dict[str, str] = {
+ORT_PROVIDERS: dict[Provider, str] = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
