@@ -34,10 +34,17 @@ DEFAULT_LINES = [  # for a 640x480 view where people walk left and right
 
 
 def evaluate(
-    clip: str, gt: Path, lines: list[LineConfig], model: Path, target_fps: float | None
+    config: Path,
+    clip: str,
+    gt: Path,
+    lines: list[LineConfig],
+    model: Path,
+    target_fps: float | None,
 ) -> list[dict[str, Any]]:
-    settings = load_settings(None, detector={"model": str(model)})
-    camera = CameraConfig(id="bench", source=clip, target_fps=target_fps, lines=lines)
+    settings = load_settings(config, detector={"model": str(model)})
+    camera = CameraConfig(
+        id="bench", location="benchmark replay", source=clip, target_fps=target_fps, lines=lines
+    )
     result = count_clip(camera, settings, build_detector(settings), progress=False)
     totals = result.line_totals()
     truth_tracks = read_mot_gt(gt)
@@ -64,6 +71,10 @@ def evaluate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-c", "--config", type=Path, default=Path("examples/tud-campus.yaml"),
+        help="config with the deployment declaration the legal gate requires",
+    )  # fmt: skip
     parser.add_argument("--clip", required=True)
     parser.add_argument("--gt", type=Path, required=True)
     parser.add_argument("--line", action="append", help="NAME=x1,y1,x2,y2 (default: a set)")
@@ -72,14 +83,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     lines = [LineConfig.model_validate(_line_flag(v)) for v in args.line or DEFAULT_LINES]
-    models = args.model or [load_settings(None).model_path()]
+    models = args.model or [load_settings(args.config).model_path()]
     rates = args.target_fps or [None]
 
     rows = [
         row
         for model in models
         for rate in rates
-        for row in evaluate(args.clip, args.gt, lines, model, rate)
+        for row in evaluate(args.config, args.clip, args.gt, lines, model, rate)
     ]
     print("| model | fps | line | in true | in counted | out true | out counted | error |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,12 +1,14 @@
-"""Command line: ``edge count``, ``edge config validate|schema``, ``edge models info``.
+"""Command line: ``edge count``, ``edge policy check|show``, ``edge notice``,
+``edge audit verify``, ``edge config validate|schema``, ``edge models info``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
-``--debug`` adds the traceback.
+a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -16,13 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
-from edge.config import CameraConfig, Settings, WindowConfig, load_settings, validation_lines
+from edge.config import CameraConfig, Settings, WindowConfig, load_settings
 from edge.detections import CATEGORIES
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
 
 EXIT_ERROR = 2
+EXIT_REFUSED = 3  # the legal gate refused: a policy matter, not a typo
 EXIT_INTERRUPTED = 130
 
 
@@ -68,6 +72,55 @@ def cmd_models_info(args: argparse.Namespace) -> int:
         f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}"
     )
     return 0
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    """Every start-up gate decision for every camera; exit 0 if the deployment may start."""
+    from edge.detect import OnnxRuntime
+    from edge.gate import startup_gate
+    from edge.policy import load_policy
+
+    settings = load_settings(args.config)
+    policy = load_policy(settings.policy.path())
+    model = OnnxRuntime(settings.model_path()).info
+    result = startup_gate(settings, policy, settings.cameras, model, dt.date.today())
+    print(f"policy {policy.name} v{policy.version} sha256 {policy.sha256}")
+    for decision in result.decisions:
+        print(decision)
+    verdict = "may start" if result.allowed else f"REFUSED ({len(result.refusals)} reasons)"
+    print(f"deployment {verdict}")
+    return 0 if result.allowed else EXIT_REFUSED
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from edge.policy import load_policy
+
+    path = args.policy or load_settings(args.config).policy.path()
+    policy = load_policy(path)
+    print(f"# {path}\n# sha256 {policy.sha256}")
+    print(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    return 0
+
+
+def cmd_notice(args: argparse.Namespace) -> int:
+    from edge.notice import render_notice
+    from edge.policy import load_policy
+
+    settings = load_settings(args.config)
+    policy = load_policy(settings.policy.path())
+    print(render_notice(settings.deployment, policy, settings.cameras, args.format), end="")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from edge.audit import verify_audit
+
+    check = verify_audit(args.file)
+    if check.ok:
+        print(f"ok: {check.entries} entries, chain intact")
+        return 0
+    print(f"edge: {args.file}: {check.reason}", file=sys.stderr)
+    return 1
 
 
 def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
@@ -225,6 +278,31 @@ def build_parser() -> argparse.ArgumentParser:
     schema = config_commands.add_parser("schema", help="print the JSON schema")
     schema.set_defaults(func=cmd_config_schema)
 
+    policy = commands.add_parser("policy", help="the legal gate: check a deployment, show a policy")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = policy_commands.add_parser(
+        "check", help="print every gate decision; exit 0 if the deployment may start, 3 if not"
+    )
+    with_config(check, required=True)
+    check.set_defaults(func=cmd_policy_check)
+    show = policy_commands.add_parser("show", help="the policy in force and its sha256")
+    with_config(show)
+    show.add_argument("--policy", type=Path, help="a policy file (default: the config's)")
+    show.set_defaults(func=cmd_policy_show)
+
+    notice = commands.add_parser("notice", help="render the public information notice")
+    with_config(notice, required=True)
+    notice.add_argument("--format", choices=("md", "html"), default="md")
+    notice.set_defaults(func=cmd_notice)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_commands.add_parser(
+        "verify", help="exit 0 if intact, 1 naming the first broken entry"
+    )
+    verify.add_argument("file", type=Path)
+    verify.set_defaults(func=cmd_audit_verify)
+
     models = commands.add_parser("models", help="inspect model files")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     info = models_commands.add_parser("info", help="metadata, sha256 and manifest entry")
@@ -249,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.lines:
             print(f"edge: {line}", file=sys.stderr)
         return EXIT_ERROR
+    except PolicyViolation as err:
+        if args.debug:
+            raise
+        for line in err.lines:
+            print(f"edge: refused: {line}", file=sys.stderr)
+        return EXIT_REFUSED
     except EdgeError as err:
         if args.debug:
             raise

@@ -6,6 +6,8 @@ setting. Errors are reported one per line, named by their YAML path (``cameras[0
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, PolicyViolation, validation_lines
+from edge.forbidden import find_forbidden
 from edge.geometry import Anchor, polygon_is_simple
 from edge.riders import RiderConfig
 from edge.track import TrackerConfig
@@ -72,6 +75,14 @@ class ZoneConfig(Section):
 
 class CameraConfig(Section):
     id: Name = Field(description="Camera id, used in topics and reports; letters, digits, _-.")
+    location: str | None = Field(
+        default=None, max_length=200, description="Where the camera is, as on the public notice."
+    )
+    notice_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="This camera's own public notice, when not the deployment's.",
+    )
     source: str = Field(min_length=1, description="Clip path, image folder or stream URL.")
     target_fps: float | None = Field(
         default=None, gt=0, le=120, description="Process at most this many frames per second."
@@ -137,7 +148,42 @@ class MqttConfig(Section):
 
 
 class PolicyConfig(Section):
-    file: Path = Field(default=Path("policies/cnil-statistics.yaml"))
+    file: Path = Field(
+        default=Path("policies/cnil-statistics.yaml"),
+        description="Policy file; a relative path not found here is looked up beside the package.",
+    )
+
+    def path(self) -> Path:
+        return shipped(self.file)
+
+
+class DeploymentConfig(Section):
+    """The deployment declaration (GDPR art. 13 and 30): who counts, why, on what basis, and
+    where the public is told. Fields are optional here so that a missing one is a refusal by
+    the legal gate, which names the policy rule that requires it."""
+
+    controller: str | None = Field(default=None, max_length=200)
+    purpose: str | None = Field(default=None, max_length=100)
+    legal_basis: str | None = Field(default=None, max_length=300)
+    dpo_contact: str | None = Field(default=None, max_length=200)
+    notice_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=300)
+    signage_reference: str | None = Field(default=None, max_length=200)
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class AuditConfig(Section):
+    path: Path = Field(
+        default=Path("var/audit.jsonl"), description="Append-only, hash-chained audit log."
+    )
+
+
+def shipped(path: Path) -> Path:
+    """``path`` as given if it exists or is absolute, else the file shipped beside the package
+    (a checkout or an editable install), so defaults work from any working directory."""
+    if path.is_absolute() or path.exists():
+        return path
+    beside = Path(__file__).resolve().parents[1] / path
+    return beside if beside.exists() else path
 
 
 def _default_model_dir() -> Path:
@@ -160,6 +206,8 @@ class Settings(BaseSettings):
     window: WindowConfig = Field(default_factory=WindowConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("cameras")
     @classmethod
@@ -189,25 +237,12 @@ class Settings(BaseSettings):
         return self.model_dir / model
 
 
-def format_location(loc: tuple[int | str, ...]) -> str:
-    """('cameras', 0, 'source') -> 'cameras[0].source'."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(root)"
-
-
-def validation_lines(err: ValidationError, prefix: str = "") -> list[str]:
-    lines = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if p not in ("function-after", "tagged-union"))
-        message = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{prefix}{format_location(loc)}: {message}")
-    return lines
-
-
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Read, validate and return the settings; ``ConfigError`` lists every problem."""
+    """Read, validate and return the settings; ``ConfigError`` lists every problem.
+
+    A configuration asking for a forbidden use (``edge.forbidden``) is refused first, with the
+    legal reason, as ``PolicyViolation``.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -227,7 +262,19 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             )
         data = loaded
     data.update(overrides)
+    refusals = [str(refusal) for refusal in find_forbidden(data)]
+    if refusals:
+        raise PolicyViolation(refusals)
     try:
         return Settings(**data)
     except ValidationError as err:
         raise ConfigError(validation_lines(err)) from err
+
+
+def config_sha256(settings: Settings) -> str:
+    """sha256 of the canonical JSON of the settings in force; secrets (``SecretStr``) dump as
+    asterisks, so the hash never depends on, or reveals, a password."""
+    canonical = json.dumps(
+        settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

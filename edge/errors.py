@@ -13,6 +13,8 @@ at the boundary, so nothing above them needs to know which library failed.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class EdgeError(Exception):
     """Base of every error raised on purpose by this package."""
@@ -35,8 +37,29 @@ class SourceError(EdgeError):
 
 
 class PolicyViolation(EdgeError):
-    """The legal gate refused something."""
+    """The legal gate refused something; ``lines`` holds one reason per refusal."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 class PublishError(EdgeError):
     """A sink could not deliver a report."""
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """('cameras', 0, 'source') -> 'cameras[0].source'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(root)"
+
+
+def validation_lines(err: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p not in ("function-after", "tagged-union"))
+        message = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{format_location(loc)}: {message}")
+    return lines

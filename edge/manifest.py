@@ -9,14 +9,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.config import validation_lines
-from edge.errors import ConfigError
-
-
-def default_manifest() -> Path:
-    """Beside the package in a checkout (editable install), else under the working directory."""
-    beside = Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
-    return beside if beside.is_file() else Path("models") / "manifest.yaml"
+from edge.config import shipped
+from edge.errors import ConfigError, validation_lines
 
 
 class ManifestEntry(BaseModel):
@@ -43,7 +37,7 @@ class Manifest(BaseModel):
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
-    path = path or default_manifest()
+    path = shipped(path or Path("models/manifest.yaml"))
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Manifest.model_validate(data)

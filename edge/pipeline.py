@@ -8,6 +8,7 @@ Frames stop at the detector; track ids stop at the counters; only ``CountReport`
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,17 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from edge import __version__
 from edge.aggregate import CountReport, WindowAggregator
-from edge.config import CameraConfig, Settings
+from edge.audit import AuditLog, JsonValue
+from edge.config import CameraConfig, Settings, config_sha256
 from edge.counting import DIRECTIONS, CountEvent, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
+from edge.errors import EdgeError, PolicyViolation
+from edge.gate import CategoryName, CollectSink, EgressGate, PublishedReport, startup_gate
+from edge.manifest import sha256_file
+from edge.policy import load_policy
 from edge.progress import Progress
 from edge.riders import RiderAssociation
 from edge.sources import open_source
@@ -98,20 +105,24 @@ class ClipResult:
     classes: dict[str, int] = field(
         default_factory=lambda: {name: 0 for name, _ in COUNTED_CLASSES.values()}
     )
-    windows: list[CountReport] = field(default_factory=list)
+    categories: list[CategoryName] = field(
+        default_factory=lambda: ["pedestrian", "bike", "vehicle"]
+    )
+    windows: list[PublishedReport] = field(default_factory=list)
     interrupted: bool = False
+    stopped_by_policy: str = ""
 
     def line_totals(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Passages over the whole clip: line -> direction -> category, zeros included."""
+        """Passages over the whole clip, summed over the published windows."""
         totals: dict[str, dict[str, dict[str, int]]] = {
-            name: {d: {c.value: 0 for c in CATEGORIES} for d in DIRECTIONS}
+            name: {d: dict.fromkeys(self.categories, 0) for d in DIRECTIONS}
             for name in self.line_names
         }
         for report in self.windows:
             for name, counts in report.lines.items():
                 for d, per in counts.items():
                     for c, n in per.items():
-                        totals[name][d][c.value] += n
+                        totals[name][d][c] += n
         return totals
 
     def zone_totals(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -119,13 +130,13 @@ class ClipResult:
         frames = max(sum(r.frames for r in self.windows), 1)
         return {
             name: {
-                c.value: {
+                c: {
                     "mean": round(
-                        sum(r.zones[name].mean[c] * r.frames for r in self.windows) / frames, 3
+                        sum(r.zones[name][c].mean * r.frames for r in self.windows) / frames, 3
                     ),
-                    "max": max((r.zones[name].max[c] for r in self.windows), default=0),
+                    "max": max((r.zones[name][c].max for r in self.windows), default=0),
                 }
-                for c in CATEGORIES
+                for c in self.categories
             }
             for name in self.zone_names
         }
@@ -138,6 +149,7 @@ class ClipResult:
             "frames": self.frames,
             "duration_s": round(self.duration_s, 3),
             "interrupted": self.interrupted,
+            "stopped_by_policy": self.stopped_by_policy,
             "model": self.model,
             "providers": self.providers,
             "timing": {
@@ -154,7 +166,7 @@ class ClipResult:
             "detections_by_class": dict(self.classes),
             "lines": self.line_totals(),
             "zones": self.zone_totals(),
-            "windows": [report.to_json() for report in self.windows],
+            "windows": [report.model_dump() for report in self.windows],
         }
 
 
@@ -164,12 +176,67 @@ def count_clip(
     detector: YoloDetector,
     where: str = "camera",
     progress: bool = True,
+    today: Callable[[], dt.date] = dt.date.today,
 ) -> ClipResult:
-    """Run the whole pipeline over a recorded clip from its first frame to its last.
+    """Run the whole pipeline over a recorded clip, under the legal gate, first frame to last.
 
-    ``where`` names the camera in error messages (``cameras[0]``). An interrupt stops the run
-    early but still closes the open window (partial) and returns everything counted so far.
+    Before any frame is read the start-up gate checks configuration, policy and model, and the
+    audit log records the decision; a refusal raises ``PolicyViolation``. Every window's report
+    leaves through the egress gate only. An interrupt, or the policy running out, stops the run
+    early but still closes the open window (partial) and returns everything published so far.
+    ``where`` names the camera in error messages (``cameras[0]``).
     """
+    policy = load_policy(settings.policy.path())
+    decision = startup_gate(settings, policy, [camera], detector.info, today())
+    with AuditLog(settings.audit.path) as audit:
+        facts: dict[str, JsonValue] = {
+            "software": __version__,
+            "policy": policy.name,
+            "policy_sha256": policy.sha256,
+            "config_sha256": config_sha256(settings),
+            "model": detector.info.path.name,
+            "model_sha256": sha256_file(detector.info.path),
+            "cameras": [camera.id],
+        }
+        if not decision.allowed:
+            audit.append(
+                "start_refused",
+                **facts,
+                refusals=[f"{d.rule}: {d.detail}" for d in decision.refusals],
+            )
+            decision.raise_if_refused()
+        audit.append("start", **facts, checks=[d.rule for d in decision.decisions])
+        collected = CollectSink()
+        notice = camera.notice_url or settings.deployment.notice_url or ""
+        gate = EgressGate(policy, audit, [collected], notice)
+        try:
+            result = _run(camera, settings, detector, where, progress, gate, today)
+        except EdgeError as err:  # e.g. an unreadable clip: say why the run stopped
+            audit.append("stop", error=str(err), frames_persisted=0)
+            raise
+        result.windows = collected.reports
+        result.categories = [c for c in result.categories if c in policy.allowed_categories]
+        audit.append(
+            "stop",
+            frames_processed=result.frames,
+            frames_persisted=0,  # no code path writes a frame: pixels stop at the detector
+            reports_published=gate.published,
+            reports_dropped=gate.dropped,
+            interrupted=result.interrupted,
+            stopped_by_policy=result.stopped_by_policy,
+        )
+    return result
+
+
+def _run(
+    camera: CameraConfig,
+    settings: Settings,
+    detector: YoloDetector,
+    where: str,
+    progress: bool,
+    gate: EgressGate,
+    today: Callable[[], dt.date],
+) -> ClipResult:
     source = open_source(camera.source, camera.id, camera.target_fps)
     camera.check_fits(source.frame_size, where)
     pipeline = CameraPipeline(camera, settings)
@@ -193,16 +260,21 @@ def count_clip(
                 result.detections[cat] += n
             for cid, n in zip(*np.unique(detections.class_id, return_counts=True), strict=True):
                 result.classes[class_names[int(cid)]] += int(n)
-            result.windows += pipeline.process(frame.timestamp, detections)
+            for report in pipeline.process(frame.timestamp, detections):
+                gate.publish(report, today())
             result.frames += 1
             last_timestamp = frame.timestamp
             bar.advance()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the window
         result.interrupted = True
+    except PolicyViolation as stop:  # the policy ran out mid-run: stop processing now
+        result.stopped_by_policy = str(stop)
     finally:
         source.close()
         bar.close()
-    result.windows += pipeline.close()
+    if not result.stopped_by_policy:
+        for report in pipeline.close():
+            gate.publish(report, today())
     result.wall_s = time.perf_counter() - start
     result.duration_s = last_timestamp + 1 / source.fps if result.frames else 0.0
     return result

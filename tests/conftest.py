@@ -56,3 +56,14 @@ def make_detections(
         np.broadcast_to(np.asarray(conf, np.float32), (n,)).copy(),
         np.broadcast_to(np.asarray(cls, np.int16), (n,)).copy(),
     )
+
+
+@pytest.fixture(autouse=True)
+def audit_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every ``edge`` subprocess it starts) audits into its own temp file."""
+    path = tmp_path / "audit" / "audit.jsonl"
+    monkeypatch.setenv("EDGE_AUDIT__PATH", str(path))
+    return path
+
+
+EXAMPLE = REPO / "examples" / "tud-campus.yaml"

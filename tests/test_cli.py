@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import EXAMPLE, REPO
 from tests.test_detector import tiny_model
 
 
@@ -65,8 +65,8 @@ def test_config_schema_is_json() -> None:
 
 def test_unknown_config_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("detector:\n  face_recognition: true\n")
-    assert_one_line_error(edge("config", "validate", "-c", str(bad)), "detector.face_recognition")
+    bad.write_text("detector:\n  colour: blue\n")
+    assert_one_line_error(edge("config", "validate", "-c", str(bad)), "detector.colour")
 
 
 def test_invalid_yaml(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_corrupt_model(tmp_path: Path, tud_clip: Path) -> None:
 def test_unreadable_clip(tmp_path: Path, yolo11n: Path) -> None:
     clip = tmp_path / "broken.mp4"
     clip.write_bytes(b"\x00" * 4096)
-    result = edge("count", str(clip), "--model", str(yolo11n))
+    result = edge("count", str(clip), "-c", str(EXAMPLE), "--model", str(yolo11n))
     assert_one_line_error(result, "broken.mp4: not a decodable video")
 
 
@@ -123,7 +123,7 @@ def test_models_info_unknown_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_count_json_on_a_real_clip(tud_clip: Path, yolo11n: Path) -> None:
-    result = edge("count", str(tud_clip), "--model", str(yolo11n), "--json")
+    result = edge("count", str(tud_clip), "-c", str(EXAMPLE), "--model", str(yolo11n), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["frames"] == 71

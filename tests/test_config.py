@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import CameraConfig, format_location, load_settings
-from edge.errors import ConfigError
+from edge.config import CameraConfig, load_settings
+from edge.errors import ConfigError, format_location
 from tests.conftest import REPO
 
 
@@ -64,8 +64,8 @@ def test_every_error_names_its_yaml_path(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
-    assert errors_of(write(tmp_path, "face_recognition: true\n")) == [
-        "face_recognition: Extra inputs are not permitted"
+    assert errors_of(write(tmp_path, "colour: blue\n")) == [
+        "colour: Extra inputs are not permitted"
     ]
 
 

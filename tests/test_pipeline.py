@@ -11,7 +11,7 @@ import pytest
 from edge.config import CameraConfig, LineConfig, load_settings
 from edge.evaluation import read_mot_gt, true_crossings
 from edge.pipeline import build_detector, count_clip
-from tests.conftest import shared_file
+from tests.conftest import EXAMPLE, shared_file
 from tests.test_cli import assert_one_line_error, edge
 
 CENTRE = "centre=320,0,320,480"
@@ -28,8 +28,8 @@ def all_keys(doc: Any) -> set[str]:
 @pytest.mark.slow
 def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Path) -> None:
     result = edge(
-        "count", str(tud_clip), "--model", str(yolo11n), "--line", CENTRE,
-        "--zone", "left=0,0,320,0,320,480,0,480", "--window", "1", "--json",
+        "count", str(tud_clip), "-c", str(EXAMPLE), "--model", str(yolo11n),
+        "--zone", "left=0,0,320,0,320,480,0,480", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -42,14 +42,11 @@ def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Pa
     assert abs(centre["in"]["pedestrian"] - truth["in"]) <= 1
     assert abs(centre["out"]["pedestrian"] - truth["out"]) <= 1
     assert centre["in"]["bike"] == centre["in"]["vehicle"] == 0  # all three always present
-    # 2.84 s in 1 s windows: two full ones and a partial one, counts adding up to the totals.
-    windows = doc["windows"]
-    assert [(w["start"], w["end"], w["partial"]) for w in windows] == [
-        (0, 1, False),
-        (1, 2, False),
-        (2, 3, True),
-    ]
-    assert sum(w["frames"] for w in windows) == 71
+    # 2.84 s of a 60 s window: one partial window, the published report, with the same counts.
+    (window,) = doc["windows"]
+    assert (window["start"], window["end"], window["partial"]) == (0, 60, True)
+    assert window["frames"] == 71
+    windows = [window]
     assert (
         sum(w["lines"]["centre"]["in"]["pedestrian"] for w in windows) == centre["in"]["pedestrian"]
     )
@@ -73,9 +70,10 @@ def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Pa
 @pytest.mark.slow
 def test_low_detector_rate_still_counts(tud_clip: Path) -> None:
     """At 5 fps a walker moves 5x further between frames; crossings must still register."""
-    settings = load_settings(None, model_dir=str(shared_file("models")))
+    settings = load_settings(EXAMPLE, model_dir=str(shared_file("models")))
     camera = CameraConfig(
         id="tud",
+        location="TUD campus path",
         source=str(tud_clip),
         target_fps=5,
         lines=[LineConfig(name="x400", start=(400, 0), end=(400, 480))],  # 4 in, 0 out
@@ -97,8 +95,9 @@ def test_bad_line_flag_is_one_line(tud_clip: Path) -> None:
 def test_line_outside_the_frame_is_refused_once_the_size_is_known(
     tud_clip: Path, yolo11n: Path
 ) -> None:
-    result = edge("count", str(tud_clip), "--model", str(yolo11n), "--line", "far=0,0,700,10")
-    assert_one_line_error(result, "camera.lines[0].end: (700.0, 10.0) is outside the 640x480 frame")
+    flags = ["-c", str(EXAMPLE), "--model", str(yolo11n), "--line", "far=0,0,700,10"]
+    result = edge("count", str(tud_clip), *flags)
+    assert_one_line_error(result, "camera.lines[1].end: (700.0, 10.0) is outside the 640x480 frame")
 
 
 def test_degenerate_line_and_bow_tie_zone_are_refused(tud_clip: Path) -> None:
@@ -114,6 +113,12 @@ def test_bad_window(tud_clip: Path) -> None:
     assert_one_line_error(edge("count", str(tud_clip), "--window", "0"), "--window: seconds")
 
 
+def test_window_below_the_policy_minimum_is_refused(tud_clip: Path) -> None:
+    result = edge("count", str(tud_clip), "-c", str(EXAMPLE), "--window", "10")
+    assert result.returncode == 3
+    assert "window.seconds: 10 s windows, the policy's minimum is 60 s" in result.stderr
+
+
 @pytest.mark.slow
 def test_interrupt_keeps_what_was_counted(yolo11n: Path) -> None:
     """SIGINT or SIGTERM mid-clip: the figures so far are printed, the window closed partial."""
@@ -127,8 +132,8 @@ def test_interrupt_keeps_what_was_counted(yolo11n: Path) -> None:
     clip = shared_file("clips/degirum_traffic2_intersection_960x540.mp4")
     for sig in (signal.SIGINT, signal.SIGTERM):
         process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "count", str(clip), "--model", str(yolo11n),
-             "--line", "across=0,200,960,200", "--json"],
+            [sys.executable, "-m", "edge", "count", str(clip), "-c", str(EXAMPLE),
+             "--model", str(yolo11n), "--line", "across=0,200,960,200", "--json"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(6)  # model loaded, some frames done, far from the 362 of the clip (~12 s)

@@ -1,0 +1,324 @@
+"""A tamper-evident, append-only audit log: JSON Lines chained by SHA-256, fsync'd per entry.
+
+Each line is one JSON object::
+
+    {"seq": 0, "time": "2025-01-31T12:00:00.000000Z", "event": "start", "prev": "000…",
+     ...fields, "hash": "9f2c…"}
+
+``seq`` counts from 0 without gaps, ``time`` is UTC with microseconds, ``prev`` is the previous
+entry's ``hash`` (``GENESIS`` for the first), and ``hash`` is the SHA-256 of the entry's
+canonical JSON without the ``hash`` key (``sort_keys``, no spaces, UTF-8). A line must also be
+byte for byte what this module writes, so a byte changed without changing the parsed value
+(``1e+16`` -> ``1E+16``, a duplicated key) is caught too.
+
+What the chain detects on its own: a changed byte, a deleted, inserted, duplicated or swapped
+line, a removed first line, a cut in the middle, a torn last line (no newline after a crash).
+What it cannot: **the tail cut off**. Drop the last k lines and what is left is a valid, shorter
+chain. Only a copy of a later hash kept somewhere else (printed at stop, published with the
+reports) shows it: ``AuditLog.last_hash`` gives it, ``verify_audit(path, expect_hash=...)``
+checks it. Nor can it stop someone who rewrites the file from some line on and recomputes
+every hash after it: a kept hash vouches for every entry up to it, nothing after it (no key is
+involved, anyone can compute SHA-256). One writer at a time: a second writer is noticed at the
+next append (the file grew), not prevented.
+
+The log must never hold personal data: no track ids, boxes, images, or free text from the
+scene. That is the caller's duty; the log records decisions (started, policy accepted, model
+hash, stopped) and counters, nothing about anyone seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeAlias, cast
+
+from edge.errors import EdgeError
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+
+GENESIS = "0" * 64
+RESERVED = frozenset({"seq", "time", "event", "prev", "hash"})
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+class AuditError(EdgeError):
+    """The audit log does not verify, or cannot be read or written; it is not extended."""
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The result of verifying a log; ``reason`` is empty when ``ok``.
+
+    entries: entries that verified (all of them when ok). broken_line: 1-based line of the first
+    broken entry, None when ok or when only ``expect_hash`` failed. last_hash: hash of the last
+    entry that verified (GENESIS if none), the value to keep elsewhere.
+    """
+
+    ok: bool
+    entries: int
+    broken_line: int | None
+    reason: str
+    last_hash: str
+
+
+def canonical(obj: dict[str, Any]) -> bytes:
+    """The bytes an entry's hash is taken over: independent of key order and spacing."""
+    text = json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 hex of the entry's canonical JSON, without its ``hash`` key."""
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    """An entry as written: compact, keys in insertion order (seq, time, event, prev, ..., hash)."""
+    text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8") + b"\n"
+
+
+def _check_value(value: object, where: str) -> None:
+    """Only plain JSON: the entry read back must equal the entry written."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"audit field {where} is {value}: only finite numbers")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"audit field {where} has a non-string key {key!r}")
+            _check_value(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(f"audit field {where} is a {type(value).__name__}, not a JSON value")
+
+
+class _Broken(Exception):
+    """Internal: why one line does not continue the chain."""
+
+
+def _verify_line(raw: bytes, expected_seq: int, prev_hash: str) -> str:
+    """The line's hash if it continues the chain; raises _Broken with the reason if not."""
+    if not raw.endswith(b"\n"):
+        raise _Broken("no newline at the end: the last write was torn (crash during append?)")
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _Broken("not JSON") from None
+    if not isinstance(entry, dict):
+        raise _Broken("not a JSON object")
+    try:
+        rewritten = _line(entry)
+    except ValueError:  # NaN or Infinity slipped in
+        rewritten = b""
+    if rewritten != raw:
+        raise _Broken("not in the exact form this log writes (bytes changed)")
+    for key in ("event", "prev", "hash"):
+        if not isinstance(entry.get(key), str):
+            raise _Broken(f"{key!r} missing or not a string")
+    seq = entry.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise _Broken("'seq' missing or not an integer")
+    time = entry.get("time")
+    if not isinstance(time, str) or not _TIME.fullmatch(time):
+        raise _Broken("'time' missing or not ISO-8601 UTC with microseconds")
+    digest: str = entry["hash"]
+    if digest != entry_hash(entry):
+        raise _Broken("hash does not match its content")
+    if seq != expected_seq:
+        raise _Broken(f"seq {seq}, expected {expected_seq}")
+    if entry["prev"] != prev_hash:
+        if expected_seq == 0:
+            raise _Broken("prev is not GENESIS for the first entry")
+        raise _Broken(f"prev does not match line {expected_seq}'s hash")
+    return digest
+
+
+@dataclass(frozen=True)
+class _Scan:
+    check: AuditCheck
+    size: int  # bytes that verified: the file's size when ok
+    found: bool  # some verified entry has the expected hash
+
+
+def _scan(lines: Iterable[bytes], expect_hash: str | None = None) -> _Scan:
+    """Verify lines in order, stopping at the first broken one."""
+    last = GENESIS
+    size = count = 0
+    found = expect_hash is None
+    for number, raw in enumerate(lines, start=1):
+        try:
+            last_now = _verify_line(raw, count, last)
+        except _Broken as broken:
+            check = AuditCheck(False, count, number, f"line {number}: {broken}", last)
+            return _Scan(check, size, found)
+        last = last_now
+        found = found or last == expect_hash
+        size += len(raw)
+        count += 1
+    return _Scan(AuditCheck(True, count, None, "", last), size, found)
+
+
+def verify_audit(path: Path, *, expect_hash: str | None = None) -> AuditCheck:
+    """Check the whole chain; with ``expect_hash`` (kept elsewhere) also that no tail is missing.
+
+    ``expect_hash`` is a hash copied out earlier (``last_hash`` at a stop); the log may have
+    grown since, so it must be the hash of some entry, not necessarily the last.
+    """
+    try:
+        with path.open("rb") as f:
+            scan = _scan(f, expect_hash)
+    except OSError as err:
+        raise AuditError(f"{path}: cannot read the audit log ({err.strerror})") from err
+    check = scan.check
+    if check.ok and not scan.found:
+        reason = f"no entry has the expected hash {expect_hash}: the log's tail was cut off"
+        return AuditCheck(False, check.entries, None, reason, check.last_hash)
+    return check
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AuditLog:
+    """Append-only, hash-chained audit log. One JSON object per line.
+
+    Opening an existing file verifies it first and continues its chain; a file that does not
+    verify raises AuditError and is left untouched, so a tampered log is never silently extended.
+    ``clock`` returns an aware datetime (tests inject a fixed one).
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._path = path
+        self._clock = clock
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, created = _open_append(path)
+        except OSError as err:
+            raise AuditError(f"{path}: cannot open the audit log ({err.strerror})") from err
+        try:
+            with os.fdopen(os.dup(fd), "rb") as reader:  # closing the copy keeps fd open
+                scan = _scan(reader)
+            if created:
+                _fsync_dir(path.parent)
+        except OSError as err:
+            os.close(fd)
+            raise AuditError(f"{path}: cannot read the audit log ({err.strerror})") from err
+        check = scan.check
+        if not check.ok:
+            os.close(fd)
+            raise AuditError(f"{path}: audit log does not verify, not extending it: {check.reason}")
+        self._file = os.fdopen(fd, "ab", buffering=0)
+        self._seq = check.entries
+        self._last = check.last_hash
+        self._size = scan.size
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def last_hash(self) -> str:
+        """Hash of the last entry (GENESIS if empty): keep it elsewhere to detect a cut tail."""
+        return self._last
+
+    def append(self, event: str, /, **fields: JsonValue) -> dict[str, JsonValue]:
+        """Write one entry, durably (fsync) before returning it as stored on disk."""
+        if self._closed:
+            raise ValueError(f"{self._path}: append on a closed audit log")
+        if not isinstance(event, str) or not event:
+            raise ValueError("audit event must be a non-empty string")
+        reserved = sorted(RESERVED & fields.keys())
+        if reserved:
+            raise ValueError(f"audit fields cannot use the reserved keys {reserved}")
+        for name, value in fields.items():
+            _check_value(value, name)
+        moment = self._clock()
+        if moment.tzinfo is None:
+            raise ValueError("the audit clock must return an aware datetime")
+        time = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        entry: dict[str, Any] = {"seq": self._seq, "time": time, "event": event, "prev": self._last}
+        entry.update(fields)
+        try:
+            entry["hash"] = entry_hash(entry)
+            line = _line(entry)
+        except (ValueError, UnicodeEncodeError) as err:
+            raise ValueError(f"audit entry cannot be written as JSON: {err}") from err
+        self._write(line)
+        self._seq += 1
+        self._last = entry["hash"]
+        return cast("dict[str, JsonValue]", json.loads(line))
+
+    def _write(self, line: bytes) -> None:
+        """One write of the whole line, then flush and fsync; on any failure the log is closed."""
+        try:
+            if os.fstat(self._file.fileno()).st_size != self._size:
+                self.close()
+                raise AuditError(
+                    f"{self._path}: the audit log changed since it was opened (another writer?)"
+                )
+            written = self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:
+            self.close()
+            raise AuditError(f"{self._path}: cannot write the audit log ({err.strerror})") from err
+        if written != len(line):
+            self.close()
+            raise AuditError(f"{self._path}: short write to the audit log, last line is torn")
+        self._size += written
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._file.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _open_append(path: Path) -> tuple[int, bool]:
+    """Open for reading and appending; create with mode 0o600 if new. Returns (fd, created)."""
+    flags = os.O_RDWR | os.O_APPEND
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
+    except FileExistsError:
+        return os.open(path, flags), False
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new file's directory entry durable too (POSIX only; Windows cannot open dirs)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
