@@ -32,142 +32,83 @@ _DECREE = (
 @dataclass(frozen=True)
 class Forbidden:
     feature: str
-    words: tuple[tuple[str, ...], ...]  # any of these word sequences
+    phrases: str  # comma-separated; each phrase is a sequence of words, e.g. "wrong way"
     reason: str
+
+    @property
+    def sequences(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(p.split()) for p in self.phrases.split(","))
 
 
 FORBIDDEN: tuple[Forbidden, ...] = (
     Forbidden(
         "face detection or recognition",
-        (("face",), ("faces",), ("facial",)),
+        "face, faces, facial",
         "Face recognition in public space is excluded: real-time remote biometric identification "
         "is prohibited (EU AI Act art. 5(1)(h)) and biometric data are special-category data "
         "(GDPR art. 9).",
     ),
     Forbidden(
         "biometric identification",
-        (("biometric",), ("biometrics",), ("identification",), ("identify",), ("gait",)),
+        "biometric, biometrics, identification, identify, gait",
         "Biometric identification of people in public space is prohibited (EU AI Act art. 5; "
         "GDPR art. 9); this device counts, it never identifies.",
     ),
     Forbidden(
         "re-identification or appearance embeddings",
-        (
-            ("reid",),
-            ("re", "id"),
-            ("reidentification",),
-            ("re", "identification"),
-            ("embedding",),
-            ("embeddings",),
-            ("appearance",),
-            ("person", "search"),
-            ("track", "export"),
-        ),
+        "reid, re id, reidentification, re identification, embedding, embeddings, appearance, "
+        "person search, track export",
         "Re-identification follows one person across cameras or over time, so the output is no "
         "longer anonymous statistics (CNIL, July 2022; GDPR art. 5(1)(c) data minimisation).",
     ),
     Forbidden(
         "attribute inference (age, gender, emotion, ...)",
-        (
-            ("age",),
-            ("gender",),
-            ("sex",),
-            ("emotion",),
-            ("emotions",),
-            ("ethnicity",),
-            ("attribute",),
-            ("attributes",),
-            ("mask",),
-            ("clothing",),
-        ),
+        "age estimation, age detection, age inference, age group, age recognition, gender, "
+        "emotion, emotions, ethnicity, attribute, attributes, mask detection, clothing",
         "Inferring personal attributes is biometric categorisation or emotion recognition "
         "(EU AI Act art. 5(1)(f)-(g)), or special-category processing (GDPR art. 9).",
     ),
     Forbidden(
         "licence-plate reading",
-        (
-            ("plate",),
-            ("plates",),
-            ("lpr",),
-            ("anpr",),
-            ("alpr",),
-            ("lapi",),
-            ("licence",),
-            ("license",),
-            ("registration",),
-        ),
+        "plate, plates, lpr, anpr, alpr, lapi, registration number",
         "Searching number plates belongs to judicial requisitions carried out by authorised "
         "forces, never to a counting box (CNIL, controls of 2023-2024).",
     ),
     Forbidden(
         "crowd, density or gathering alerts",
-        (("crowd",), ("density",), ("gathering",), ("gatherings",), ("attroupement",)),
+        "crowd, density, gathering, gatherings, attroupement",
         _ABNORMAL,
     ),
     Forbidden(
         "stationary-vehicle, parking or wrong-way alerts",
-        (("parking",), ("stationary",), ("wrong", "way"), ("stopped", "vehicle")),
+        "parking, stationary, wrong way, stopped vehicle",
         _ABNORMAL,
     ),
-    Forbidden(
-        "loitering or dwell time",
-        (("loitering",), ("dwell",), ("long", "stay"), ("stay", "duration")),
-        _ABNORMAL,
-    ),
-    Forbidden("abandoned objects", (("abandoned",), ("luggage",), ("left", "object")), _ABNORMAL),
+    Forbidden("loitering or dwell time", "loitering, dwell, long stay, stay duration", _ABNORMAL),
+    Forbidden("abandoned objects", "abandoned, luggage, left object", _ABNORMAL),
     Forbidden(
         "events of décret 2023-828 (weapons, falls, intrusion, fire, crowd movement)",
-        (
-            ("weapon",),
-            ("weapons",),
-            ("fall",),
-            ("fallen",),
-            ("person", "down"),
-            ("intrusion",),
-            ("forbidden", "zone"),
-            ("sensitive", "zone"),
-            ("fire",),
-            ("smoke",),
-            ("crowd", "movement"),
-        ),
+        "weapon, weapons, fall detection, fallen, person down, intrusion, forbidden zone, "
+        "sensitive zone, fire, smoke, crowd movement",
         _DECREE,
     ),
     Forbidden(
         "alerts or abnormal-event detection",
-        (
-            ("alert",),
-            ("alerts",),
-            ("alarm",),
-            ("alarms",),
-            ("abnormal",),
-            ("anomaly",),
-            ("anomalies",),
-            ("incident",),
-            ("incidents",),
-            ("event", "detection"),
-        ),
+        "alert, alerts, alarm, alarms, abnormal, anomaly, anomalies, incident, incidents, "
+        "event detection",
         _ABNORMAL,
     ),
     Forbidden(
         "per-object speed output",
-        (("speed",), ("velocity",), ("speeding",)),
+        "speed, velocity, speeding",
         "A per-object speed is a measurement of one person's or vehicle's behaviour, not an "
         "aggregate statistic, and opens enforcement uses this device is not declared for "
         "(GDPR art. 5(1)(b)-(c) purpose limitation and minimisation).",
     ),
     Forbidden(
         "frame or snapshot recording or streaming",
-        (
-            ("record",),
-            ("recording",),
-            ("snapshot",),
-            ("snapshots",),
-            ("save", "frames"),
-            ("video", "out"),
-            ("stream", "out"),
-            ("restream",),
-            ("clip", "export"),
-        ),
+        "record, recording, snapshot, snapshots, save frames, video out, stream out, restream, "
+        "clip export",
         "No pixel leaves the detector: recording or relaying images would make this a "
         "video-protection system with its own legal regime, which a counting device is not "
         "(GDPR art. 25 data protection by design).",
@@ -176,23 +117,9 @@ FORBIDDEN: tuple[Forbidden, ...] = (
 
 # Keys whose string values name a mode or feature, e.g. ``mode: face_recognition``.
 VALUE_KEYS = frozenset(
-    {
-        "mode",
-        "modes",
-        "feature",
-        "features",
-        "task",
-        "tasks",
-        "analytics",
-        "outputs",
-        "output",
-        "use",
-        "uses",
-        "enable",
-        "enabled_features",
-        "purpose",
-    }
-)
+    {"mode", "modes", "feature", "features", "task", "tasks", "analytics", "outputs", "output",
+     "use", "uses", "enable", "enabled_features", "purpose"}
+)  # fmt: skip
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -208,7 +135,7 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
 
 def match(text: str) -> Forbidden | None:
     said = words(text)
-    return next((f for f in FORBIDDEN if any(_contains(said, w) for w in f.words)), None)
+    return next((f for f in FORBIDDEN if any(_contains(said, w) for w in f.sequences)), None)
 
 
 @dataclass(frozen=True)
