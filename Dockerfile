@@ -8,6 +8,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY edge ./edge
 COPY models/manifest.yaml ./models/manifest.yaml
+COPY policies ./policies
 COPY examples ./examples
 RUN python3 -m venv /opt/edge && /opt/edge/bin/pip install --no-cache-dir . \
     && useradd --system --uid 10001 edge

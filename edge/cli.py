@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from edge.config import CameraConfig, Settings, WindowConfig, load_settings
+from edge.audit import AuditLog, JsonValue
+from edge.config import AuditConfig, CameraConfig, Settings, WindowConfig, load_settings
 from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
 
@@ -123,6 +124,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _audit_path(config: Path | None) -> Path:
+    """Where the audit log is, read leniently from a configuration that did not validate."""
+    if os.environ.get("EDGE_AUDIT__PATH"):
+        return Path(os.environ["EDGE_AUDIT__PATH"])
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
+        return Path(data["audit"]["path"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return AuditConfig().path
+
+
 def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
     """The camera to run and its name in errors: the one ``--camera`` names or the config's
     first, its source replaced by CLIP when given, plus the flags' lines and zones."""
@@ -183,7 +195,12 @@ def _zone_flag(value: str) -> dict[str, Any]:
 def cmd_count(args: argparse.Namespace) -> int:
     from edge.pipeline import build_detector, count_clip
 
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except PolicyViolation as refused:  # a forbidden use asked for: an attempt worth auditing
+        with AuditLog(_audit_path(args.config)) as audit:
+            audit.append("start_refused", refusals=list[JsonValue](refused.lines))
+        raise
     if args.model is not None:
         detector_cfg = settings.detector.model_copy(update={"model": args.model})
         settings = settings.model_copy(update={"detector": detector_cfg})

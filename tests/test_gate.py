@@ -109,9 +109,14 @@ def test_the_shipped_example_asks_for_nothing_forbidden() -> None:
     assert not list(find_forbidden(example()))
 
 
-def test_cli_refusal_exits_3_with_the_legal_reason(tmp_path: Path) -> None:
+def test_cli_refusal_exits_3_with_the_legal_reason_and_is_audited(
+    tmp_path: Path, audit_in_tmp: Path
+) -> None:
     result = edge("count", "-c", str(write(tmp_path, example(mode="face_recognition"))))
     assert result.returncode == 3
+    (entry,) = [json.loads(line) for line in audit_in_tmp.read_text().splitlines()]
+    assert entry["event"] == "start_refused"
+    assert entry["refusals"][0].startswith("mode: face_recognition: face detection")
     assert (
         "refused: mode: face_recognition: face detection or recognition is refused."
         in result.stderr
