@@ -338,23 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         return int(args.func(args))
-    except ConfigError as err:
-        if args.debug:
-            raise
-        for line in err.lines:
-            print(f"edge: {line}", file=sys.stderr)
-        return EXIT_ERROR
-    except PolicyViolation as err:
-        if args.debug:
-            raise
-        for line in err.lines:
-            print(f"edge: refused: {line}", file=sys.stderr)
-        return EXIT_REFUSED
     except EdgeError as err:
         if args.debug:
             raise
-        print(f"edge: {err}", file=sys.stderr)
-        return EXIT_ERROR
+        refused = isinstance(err, PolicyViolation)
+        for line in err.lines:
+            print(f"edge: {'refused: ' if refused else ''}{line}", file=sys.stderr)
+        return EXIT_REFUSED if refused else EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

@@ -19,13 +19,17 @@ from pydantic import ValidationError
 class EdgeError(Exception):
     """Base of every error raised on purpose by this package."""
 
+    @property
+    def lines(self) -> list[str]:
+        """One problem per line, as the command line prints them."""
+        return str(self).splitlines()
+
 
 class ConfigError(EdgeError):
     """The configuration is invalid; ``lines`` holds one message per problem."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 class ModelError(EdgeError):
@@ -41,7 +45,6 @@ class PolicyViolation(EdgeError):
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 class PublishError(EdgeError):
