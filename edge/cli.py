@@ -1,4 +1,4 @@
-"""Command line: ``edge count``, ``edge policy check|show``, ``edge notice``,
+"""Command line: ``edge count``, ``edge run``, ``edge policy check|show``, ``edge notice``,
 ``edge audit verify``, ``edge config validate|schema``, ``edge models info``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
@@ -75,6 +75,21 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Every configured camera to the configured sinks; SIGINT/SIGTERM end it cleanly (exit 0)."""
+    from edge.run import run
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    settings = _settings_or_audited_refusal(args.config)
+    for result in run(settings):
+        state = "interrupted" if result.interrupted else "done"
+        print(
+            f"{result.camera_id}: {state}, {result.frames} frames, {len(result.windows)} reports",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_policy_check(args: argparse.Namespace) -> int:
     """Every start-up gate decision for every camera; exit 0 if the deployment may start."""
     from edge.detect import OnnxRuntime
@@ -122,6 +137,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"edge: {args.file}: {check.reason}", file=sys.stderr)
     return 1
+
+
+def _settings_or_audited_refusal(config: Path | None) -> Settings:
+    """Settings for a processing command; asking for a forbidden use is an audited attempt."""
+    try:
+        return load_settings(config)
+    except PolicyViolation as refused:
+        with AuditLog(_audit_path(config)) as audit:
+            audit.append("start_refused", refusals=list[JsonValue](refused.lines))
+        raise
 
 
 def _audit_path(config: Path | None) -> Path:
@@ -195,12 +220,7 @@ def _zone_flag(value: str) -> dict[str, Any]:
 def cmd_count(args: argparse.Namespace) -> int:
     from edge.pipeline import build_detector, count_clip
 
-    try:
-        settings = load_settings(args.config)
-    except PolicyViolation as refused:  # a forbidden use asked for: an attempt worth auditing
-        with AuditLog(_audit_path(args.config)) as audit:
-            audit.append("start_refused", refusals=list[JsonValue](refused.lines))
-        raise
+    settings = _settings_or_audited_refusal(args.config)
     if args.model is not None:
         detector_cfg = settings.detector.model_copy(update={"model": args.model})
         settings = settings.model_copy(update={"detector": detector_cfg})
@@ -294,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_config_validate)
     schema = config_commands.add_parser("schema", help="print the JSON schema")
     schema.set_defaults(func=cmd_config_schema)
+
+    run = commands.add_parser("run", help="run the configured cameras to the configured sinks")
+    with_config(run, required=True)
+    run.set_defaults(func=cmd_run)
 
     policy = commands.add_parser("policy", help="the legal gate: check a deployment, show a policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")

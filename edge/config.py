@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge.errors import ConfigError, PolicyViolation, validation_lines
@@ -137,14 +145,45 @@ class WindowConfig(Section):
     seconds: int = Field(default=60, ge=1, le=86400, description="Aggregation window length.")
 
 
+class TlsConfig(Section):
+    ca_file: Path = Field(description="CA certificate that signed the broker's certificate.")
+    cert_file: Path | None = Field(default=None, description="Client certificate, if required.")
+    key_file: Path | None = Field(default=None, description="Client certificate's key.")
+
+
 class MqttConfig(Section):
-    """Broker connection; the publishing issue fills in TLS, auth and the spool."""
+    """Broker connection. Topics: ``<topic_prefix>/<site>/<camera>/counts|status`` and
+    ``<topic_prefix>/<site>/status|stats|notice`` (see the README)."""
 
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     topic_prefix: str = Field(default="edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
     site: Name = "site"
+    client_id: str | None = Field(default=None, max_length=64, description="Default edge-<site>.")
+    username: str | None = None
+    password: SecretStr | None = Field(
+        default=None, description="Never logged; EDGE_MQTT__PASSWORD."
+    )
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: int = Field(default=1, ge=1, le=60)
+    reconnect_max_s: int = Field(default=60, ge=1, le=3600)
+    stats_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    home_assistant: bool = Field(default=False, description="Publish Home Assistant discovery.")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class SpoolConfig(Section):
+    path: Path = Field(default=Path("var/spool.sqlite"), description="Reports not yet delivered.")
+    max_reports: int = Field(default=100_000, ge=10, le=10_000_000)
+
+
+class SinksConfig(Section):
+    """Where admitted reports go besides MQTT (``mqtt.enabled``)."""
+
+    stdout: bool = False
+    jsonl: Path | None = Field(default=None, description="Append one JSON line per report.")
 
 
 class PolicyConfig(Section):
@@ -208,6 +247,8 @@ class Settings(BaseSettings):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
 
     @field_validator("cameras")
     @classmethod

@@ -218,14 +218,29 @@ class ZoneFigures(_Closed):
     max: Count
 
 
+Iso = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]
+
+
+def iso(seconds: float) -> str:
+    """Seconds on the source's clock (Unix time for live and ``edge run``) as ISO 8601 UTC."""
+    moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class PublishedReport(_Closed):
-    """The only payload that ever leaves the box: one camera, one window, counts."""
+    """The only count payload that ever leaves the box: one camera, one window, counts.
+
+    start/end are seconds on the source's clock and window_start/window_end the same instants
+    in ISO 8601 UTC; ``edge count`` replays a clip on stream time from 0 (1970-01-01T00:00Z).
+    """
 
     schema_version: Literal[1]
     report_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     camera: Name
     start: float = Field(ge=0)
     end: float = Field(ge=0)
+    window_start: Iso
+    window_end: Iso
     frames: Count
     observed_s: float = Field(ge=0)
     partial: bool
@@ -235,20 +250,39 @@ class PublishedReport(_Closed):
     notice_url: str = Field(pattern=r"^https?://\S+$", max_length=300)
 
 
+class CameraStats(_Closed):
+    """Health of one camera: figures about the machine, nothing about the scene."""
+
+    frames_processed: Count
+    fps: float = Field(ge=0, le=10_000)
+    detector_ms_p50: float = Field(ge=0, le=1e6)
+    detector_ms_p95: float = Field(ge=0, le=1e6)
+    online: bool
+
+
+class StatsMessage(_Closed):
+    schema_version: Literal[1]
+    time: Iso
+    cameras: dict[Name, CameraStats]
+    spool_depth: Count
+    reports_published: Count
+    reports_dropped: Count
+
+
+class NoticeMessage(_Closed):
+    """The public information notice, retained on the broker for anyone to read."""
+
+    schema_version: Literal[1]
+    policy: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    notice_url: str = Field(pattern=r"^https?://\S+$", max_length=300)
+    notice: str = Field(max_length=20_000)
+
+
 class Sink(Protocol):
     """Where admitted reports go (stdout, a JSON Lines file, MQTT); reached only via the gate."""
 
     def send(self, report: PublishedReport) -> None: ...
-
-
-class CollectSink:
-    """Keeps admitted reports in memory, for ``edge count``'s summary."""
-
-    def __init__(self) -> None:
-        self.reports: list[PublishedReport] = []
-
-    def send(self, report: PublishedReport) -> None:
-        self.reports.append(report)
 
 
 def report_id(camera: str, start: float, policy_sha256: str) -> str:
@@ -290,6 +324,8 @@ class EgressGate:
             "camera": report.camera_id,
             "start": report.start,
             "end": report.end,
+            "window_start": iso(report.start),
+            "window_end": iso(report.end),
             "frames": report.frames,
             "observed_s": round(report.observed_s, 3),
             "partial": report.partial,
@@ -328,6 +364,8 @@ class EgressGate:
         policy = self._policy
         if report.policy_sha256 != policy.sha256:
             return "policy_sha256 is not the policy in force"
+        if (report.window_start, report.window_end) != (iso(report.start), iso(report.end)):
+            return "window_start/window_end do not match start/end"
         if report.end - report.start < policy.min_window_seconds:
             return f"window shorter than {policy.min_window_seconds} s"
         allowed = {c.value for c in policy.allowed_categories}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,11 +25,12 @@ from edge.counting import DIRECTIONS, CountEvent, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.errors import EdgeError, PolicyViolation
-from edge.gate import CategoryName, CollectSink, EgressGate, PublishedReport, startup_gate
+from edge.gate import CategoryName, EgressGate, PublishedReport, Sink, startup_gate
 from edge.manifest import sha256_file
 from edge.policy import load_policy
 from edge.progress import Progress
 from edge.riders import RiderAssociation
+from edge.sinks import CollectSink
 from edge.sources import open_source
 from edge.track import ByteTracker, Tracks
 
@@ -111,6 +112,7 @@ class ClipResult:
     windows: list[PublishedReport] = field(default_factory=list)
     interrupted: bool = False
     stopped_by_policy: str = ""
+    reports_dropped: int = 0
 
     def line_totals(self) -> dict[str, dict[str, dict[str, int]]]:
         """Passages over the whole clip, summed over the published windows."""
@@ -177,6 +179,8 @@ def count_clip(
     where: str = "camera",
     progress: bool = True,
     today: Callable[[], dt.date] = dt.date.today,
+    sinks: Sequence[Sink] = (),
+    origin: float = 0.0,
 ) -> ClipResult:
     """Run the whole pipeline over a recorded clip, under the legal gate, first frame to last.
 
@@ -184,7 +188,8 @@ def count_clip(
     audit log records the decision; a refusal raises ``PolicyViolation``. Every window's report
     leaves through the egress gate only. An interrupt, or the policy running out, stops the run
     early but still closes the open window (partial) and returns everything published so far.
-    ``where`` names the camera in error messages (``cameras[0]``).
+    ``where`` names the camera in error messages (``cameras[0]``); ``sinks`` receive the admitted
+    reports besides the result; ``origin`` is the timestamp of the clip's first frame.
     """
     policy = load_policy(settings.policy.path())
     decision = startup_gate(settings, policy, [camera], detector.info, today())
@@ -208,13 +213,14 @@ def count_clip(
         audit.append("start", **facts, checks=[d.rule for d in decision.decisions])
         collected = CollectSink()
         notice = camera.notice_url or settings.deployment.notice_url or ""
-        gate = EgressGate(policy, audit, [collected], notice)
+        gate = EgressGate(policy, audit, [collected, *sinks], notice)
         try:
-            result = _run(camera, settings, detector, where, progress, gate, today)
+            result = _run(camera, settings, detector, where, progress, gate, today, origin)
         except EdgeError as err:  # e.g. an unreadable clip: say why the run stopped
             audit.append("stop", error=str(err), frames_persisted=0)
             raise
         result.windows = collected.reports
+        result.reports_dropped = gate.dropped
         result.categories = [c for c in result.categories if c in policy.allowed_categories]
         audit.append(
             "stop",
@@ -236,8 +242,9 @@ def _run(
     progress: bool,
     gate: EgressGate,
     today: Callable[[], dt.date],
+    origin: float,
 ) -> ClipResult:
-    source = open_source(camera.source, camera.id, camera.target_fps)
+    source = open_source(camera.source, camera.id, camera.target_fps, origin)
     camera.check_fits(source.frame_size, where)
     pipeline = CameraPipeline(camera, settings)
     result = ClipResult(
@@ -276,5 +283,5 @@ def _run(
         for report in pipeline.close():
             gate.publish(report, today())
     result.wall_s = time.perf_counter() - start
-    result.duration_s = last_timestamp + 1 / source.fps if result.frames else 0.0
+    result.duration_s = last_timestamp - origin + 1 / source.fps if result.frames else 0.0
     return result

@@ -1,8 +1,8 @@
 """Frame sources for recorded material: video files and image folders.
 
 Recorded sources yield every frame (or a thinned subset for ``target_fps``) with stream
-timestamps, so a replay gives the same windows and counts every time. Live streams arrive in
-their own module with the same ``FrameSource`` interface.
+timestamps (plus an optional origin), so a replay gives the same windows and counts every time.
+Live streams arrive in their own module with the same ``FrameSource`` interface.
 """
 
 from __future__ import annotations
@@ -50,12 +50,15 @@ def _decode(capture: cv2.VideoCapture) -> npt.NDArray[np.uint8] | None:
 class VideoFileSource:
     """A recorded clip decoded by OpenCV's FFmpeg backend; timestamp = index / fps."""
 
-    def __init__(self, path: Path, camera_id: str, target_fps: float | None = None) -> None:
+    def __init__(
+        self, path: Path, camera_id: str, target_fps: float | None = None, origin: float = 0.0
+    ) -> None:
         if not path.is_file():
             raise SourceError(f"{path}: clip not found")
         self.path = path
         self.camera_id = camera_id
         self.target_fps = target_fps
+        self.origin = origin
         self._capture = cv2.VideoCapture(str(path))
         first = _decode(self._capture) if self._capture.isOpened() else None
         if first is None:
@@ -91,7 +94,7 @@ class VideoFileSource:
                 image = decoded if decoded is not None else _decode(self._capture)
                 if image is None:
                     return
-                yield Frame(self.camera_id, index, index / self.fps, image)
+                yield Frame(self.camera_id, index, self.origin + index / self.fps, image)
             decoded = None
             index += 1
 
@@ -103,7 +106,12 @@ class ImageFolderSource:
     """A folder of still images in name order (e.g. MOTChallenge ``img1/``), at ``fps``."""
 
     def __init__(
-        self, path: Path, camera_id: str, fps: float = 25.0, target_fps: float | None = None
+        self,
+        path: Path,
+        camera_id: str,
+        fps: float = 25.0,
+        target_fps: float | None = None,
+        origin: float = 0.0,
     ) -> None:
         self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
@@ -111,6 +119,7 @@ class ImageFolderSource:
         self.camera_id = camera_id
         self.fps = fps
         self.target_fps = target_fps
+        self.origin = origin
         first = self._read(self.paths[0])
         self._size = (int(first.shape[1]), int(first.shape[0]))
 
@@ -134,19 +143,24 @@ class ImageFolderSource:
     def __iter__(self) -> Iterator[Frame]:
         thinning = _Thinning(self.target_fps)
         for index, path in enumerate(self.paths):
-            timestamp = index / self.fps
-            if thinning.keep(timestamp):
-                yield Frame(self.camera_id, index, timestamp, self._read(path))
+            if thinning.keep(index / self.fps):
+                yield Frame(self.camera_id, index, self.origin + index / self.fps, self._read(path))
 
     def close(self) -> None:
         pass
 
 
-def open_source(source: str, camera_id: str, target_fps: float | None = None) -> FrameSource:
-    """The right source for a path or URL; errors name the source and what was expected."""
+def open_source(
+    source: str, camera_id: str, target_fps: float | None = None, origin: float = 0.0
+) -> FrameSource:
+    """The right source for a path or URL; errors name the source and what was expected.
+
+    ``origin``: the timestamp of a recording's first frame (0 = stream time; ``edge run`` passes
+    the wall-clock start so windows fall on real minutes).
+    """
     if source.startswith(LIVE_SCHEMES):
         raise SourceError(f"{source}: live streams are not supported yet; give a clip or folder")
     path = Path(source)
     if path.is_dir():
-        return ImageFolderSource(path, camera_id, target_fps=target_fps)
-    return VideoFileSource(path, camera_id, target_fps)
+        return ImageFolderSource(path, camera_id, target_fps=target_fps, origin=origin)
+    return VideoFileSource(path, camera_id, target_fps, origin)

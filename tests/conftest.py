@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edge.detections import Detections
+from tests.broker import broker, secure_broker  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))

@@ -22,8 +22,9 @@ from edge.detect.runtime import ModelInfo
 from edge.detections import Category
 from edge.errors import PolicyViolation
 from edge.forbidden import _CLASS_FEATURES, FORBIDDEN, find_forbidden
-from edge.gate import CollectSink, EgressGate, model_decisions, startup_gate
+from edge.gate import EgressGate, model_decisions, startup_gate
 from edge.policy import DEFAULT_POLICY, Policy, load_policy
+from edge.sinks import CollectSink
 from tests.conftest import EXAMPLE, REPO, shared_file
 from tests.test_cli import edge
 from tests.test_detector import tiny_model

@@ -1,0 +1,331 @@
+"""Publishing against a real Eclipse Mosquitto broker: layout, outage, restart, auth, TLS, will."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from edge.aggregate import CountReport, WindowAggregator
+from edge.audit import AuditLog
+from edge.config import MqttConfig, TlsConfig
+from edge.counting import CountEvent
+from edge.detections import Category
+from edge.gate import EgressGate, NoticeMessage, PublishedReport
+from edge.mqtt import MqttPublisher
+from edge.policy import DEFAULT_POLICY, load_policy
+from edge.spool import Spool
+from tests.broker import Broker, Received, subscribe
+from tests.conftest import EXAMPLE, REPO
+
+POLICY = load_policy(REPO / DEFAULT_POLICY)
+NOTICE = NoticeMessage(
+    schema_version=1,
+    policy=POLICY.name,
+    policy_sha256=POLICY.sha256,
+    notice_url="https://example.org/n",
+    notice="# notice",
+)
+SITE = "t"
+TODAY = dt.date(2026, 11, 22)
+
+
+def mqtt_config(broker: Broker, **changes: Any) -> MqttConfig:
+    fields: dict[str, Any] = {
+        "enabled": True,
+        "host": broker.host,
+        "port": broker.port,
+        "site": SITE,
+        "reconnect_min_s": 1,
+        "reconnect_max_s": 2,
+        "keepalive_s": 5,
+    }
+    fields.update(changes)
+    return MqttConfig.model_validate(fields)
+
+
+def windows(first: int, count: int) -> list[CountReport]:
+    """One report per 60 s window from ``first``, each with ``index + 1`` vehicles in."""
+    agg = WindowAggregator("cam", ["door"], [], seconds=60)
+    reports = []
+    for k in range(first, first + count + 1):
+        t = 1_700_000_000 + 60.0 * k
+        events = [CountEvent("door", "in", Category.VEHICLE, t)] * (k + 1)
+        reports += agg.add(t, events, {})
+    return reports
+
+
+def report_ids(messages: list[Received]) -> list[str]:
+    return [json.loads(m.payload)["report_id"] for m in messages]
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditLog:
+    return AuditLog(tmp_path / "audit.jsonl")
+
+
+def publisher_for(config: MqttConfig, tmp_path: Path) -> MqttPublisher:
+    return MqttPublisher(config, Spool(tmp_path / "spool.sqlite"), ["cam"], NOTICE)
+
+
+def test_outage_longer_than_two_windows_loses_nothing(
+    broker: Broker, tmp_path: Path, audit: AuditLog
+) -> None:
+    counts = f"edge/{SITE}/cam/counts"
+    subscriber = subscribe(broker, [counts], persistent_id="outage-watcher")
+    publisher = publisher_for(mqtt_config(broker), tmp_path)
+    gate = EgressGate(POLICY, audit, [publisher], NOTICE.notice_url)
+    publisher.start()
+    try:
+        assert wait_until(lambda: publisher.connected)
+        reports = windows(0, 9)
+        for report in reports[:3]:
+            gate.publish(report, TODAY)
+        assert subscriber.wait_for(lambda m: len(m) >= 3)
+        broker.stop()
+        assert wait_until(lambda: not publisher.connected)
+        for report in reports[3:6]:  # three windows while the broker is down: spooled
+            gate.publish(report, TODAY)
+        assert publisher.spool.depth == 3
+        broker.start()
+        for report in reports[6:]:
+            gate.publish(report, TODAY)
+        assert publisher.flush(20), broker.log_tail()
+        expected = [gate.payload(r)["report_id"] for r in reports]
+        assert subscriber.wait_for(lambda m: set(report_ids(m)) >= set(expected), 20)
+        received = report_ids(subscriber.messages(counts))
+        first_seen = list(dict.fromkeys(received))
+        assert first_seen == expected  # every window, in window order, none lost
+        assert publisher.spool.depth == 0
+    finally:
+        publisher.stop(2)
+        subscriber.close()
+
+
+CHILD = """
+import sys, time, datetime
+from pathlib import Path
+from edge.audit import AuditLog
+from edge.config import MqttConfig
+from edge.gate import EgressGate
+from edge.mqtt import MqttPublisher
+from edge.spool import Spool
+from tests.test_mqtt import NOTICE, POLICY, windows
+
+config = MqttConfig.model_validate_json(sys.argv[1])
+work = Path(sys.argv[2])
+publisher = MqttPublisher(config, Spool(work / "spool.sqlite"), ["cam"], NOTICE)
+gate = EgressGate(POLICY, AuditLog(work / "audit.jsonl"), [publisher], NOTICE.notice_url)
+publisher.start()
+mode = sys.argv[3]
+if mode == "spool-and-hang":
+    for report in windows(0, 4):
+        gate.publish(report, datetime.date(2026, 11, 22))
+    print("spooled", publisher.spool.depth, flush=True)
+elif mode == "connect-and-hang":
+    while not publisher.connected:
+        time.sleep(0.05)
+    print("connected", flush=True)
+elif mode == "flush":
+    ok = publisher.flush(20)
+    publisher.stop(5)
+    print("flushed" if ok else "NOT FLUSHED", publisher.spool.depth, flush=True)
+    sys.exit(0)
+time.sleep(600)
+"""
+
+
+def child(config: MqttConfig, work: Path, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, config.model_dump_json(), str(work), mode],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_reports_spooled_by_a_killed_process_are_delivered_by_the_next(
+    broker: Broker, tmp_path: Path
+) -> None:
+    config = mqtt_config(broker)
+    broker.stop()
+    first = child(config, tmp_path, "spool-and-hang")
+    assert first.stdout is not None
+    line = first.stdout.readline()
+    assert line.strip() == "spooled 4", first.stderr.read() if first.stderr else ""
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    broker.start()
+    subscriber = subscribe(broker, [f"edge/{SITE}/cam/counts"])
+    try:
+        second = child(config, tmp_path, "flush")
+        out, err = second.communicate(timeout=60)
+        assert out.strip() == "flushed 0", err
+        assert subscriber.wait_for(lambda m: len(set(report_ids(m))) == 4, 10)
+    finally:
+        subscriber.close()
+
+
+def test_last_will_says_offline_when_the_process_dies(broker: Broker, tmp_path: Path) -> None:
+    status = f"edge/{SITE}/status"
+    subscriber = subscribe(broker, [status])
+    process = child(mqtt_config(broker), tmp_path, "connect-and-hang")
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "connected"
+        assert subscriber.wait_for(lambda m: [x.payload for x in m][-1:] == [b"online"])
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert subscriber.wait_for(lambda m: [x.payload for x in m][-1:] == [b"offline"], 10)
+    finally:
+        process.kill()
+        subscriber.close()
+    late = subscribe(broker, [status])  # retained: a newcomer learns the box is offline
+    try:
+        assert late.wait_for(lambda m: m == [Received(status, b"offline", True)])
+    finally:
+        late.close()
+
+
+def test_wrong_password_is_a_clear_error_and_reports_stay_spooled(
+    secure_broker: Broker, tmp_path: Path, audit: AuditLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert secure_broker.ca_file is not None and secure_broker.tls_port is not None
+    config = mqtt_config(
+        secure_broker,
+        port=secure_broker.tls_port,
+        username="edge",
+        password="not-the-password",
+        tls=TlsConfig(ca_file=secure_broker.ca_file),
+    )
+    publisher = publisher_for(config, tmp_path)
+    gate = EgressGate(POLICY, audit, [publisher], NOTICE.notice_url)
+    with caplog.at_level(logging.ERROR, logger="edge.mqtt"):
+        publisher.start()
+        try:
+            gate.publish(windows(0, 1)[0], TODAY)
+            assert wait_until(lambda: "refused the connection" in publisher.last_error)
+            assert not publisher.connected
+            assert publisher.spool.depth == 1
+        finally:
+            publisher.stop(1)
+    assert "Not authorized" in caplog.text or "Bad user name or password" in caplog.text
+    assert "not-the-password" not in caplog.text
+
+
+def test_tls_with_the_right_ca_delivers_and_a_wrong_ca_is_refused(
+    secure_broker: Broker, tmp_path: Path, audit: AuditLog
+) -> None:
+    assert secure_broker.ca_file and secure_broker.wrong_ca_file and secure_broker.tls_port
+    secure = {
+        "port": secure_broker.tls_port,
+        "username": secure_broker.username,
+        "password": secure_broker.password,
+    }
+    counts = f"edge/{SITE}/cam/counts"
+    subscriber = subscribe(
+        secure_broker, [counts], tls=True,
+        username=secure_broker.username, password=secure_broker.password,
+    )  # fmt: skip
+    good = publisher_for(
+        mqtt_config(secure_broker, **secure, tls=TlsConfig(ca_file=secure_broker.ca_file)),
+        tmp_path / "good",
+    )
+    gate = EgressGate(POLICY, audit, [good], NOTICE.notice_url)
+    good.start()
+    try:
+        gate.publish(windows(0, 1)[0], TODAY)
+        assert good.flush(10)
+        assert subscriber.wait_for(lambda m: len(m) == 1)
+    finally:
+        good.stop(2)
+        subscriber.close()
+    bad = publisher_for(
+        mqtt_config(secure_broker, **secure, tls=TlsConfig(ca_file=secure_broker.wrong_ca_file)),
+        tmp_path / "bad",
+    )
+    bad.start()
+    try:
+        assert wait_until(lambda: "TLS refused" in bad.last_error)
+        assert not bad.connected
+    finally:
+        bad.stop(1)
+
+
+@pytest.mark.slow
+def test_edge_run_on_a_clip_publishes_counts_status_notice_and_stats(
+    broker: Broker, tmp_path: Path, tud_clip: Path
+) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["mqtt"] = {"enabled": True, "host": broker.host, "port": broker.port, "site": "campus"}
+    data["spool"] = {"path": str(tmp_path / "spool.sqlite")}
+    data["sinks"] = {"jsonl": str(tmp_path / "reports.jsonl")}
+    data["cameras"][0]["source"] = str(tud_clip)
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump(data))
+    subscriber = subscribe(broker, ["edge/campus/#"])
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "run", "-c", str(config)],
+            cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert subscriber.wait_for(
+            lambda m: [x.payload for x in m if x.topic == "edge/campus/status"][-1:] == [b"offline"]
+        )
+        counts = subscriber.messages("edge/campus/tud-campus/counts")
+        (message,) = counts  # 2.84 s of video: one window, partial
+        report = PublishedReport.model_validate_json(message.payload)
+        assert report.partial and report.camera == "tud-campus" and not message.retain
+        assert report.lines["centre"]["in"]["pedestrian"] >= 3
+        assert report.window_start.endswith(":00.000Z")  # wall-clock window, on the minute
+        statuses = [x.payload for x in subscriber.messages("edge/campus/status")]
+        assert statuses[0] == b"online" and statuses[-1] == b"offline"
+        camera = [x.payload for x in subscriber.messages("edge/campus/tud-campus/status")]
+        assert camera[0] == b"online" and camera[-1] == b"offline"
+        (notice,) = subscriber.messages("edge/campus/notice")
+        assert json.loads(notice.payload)["policy_sha256"] == POLICY.sha256
+        stats = [json.loads(x.payload) for x in subscriber.messages("edge/campus/stats")]
+        assert stats and stats[-1]["cameras"]["tud-campus"]["frames_processed"] == 71
+        lines = (tmp_path / "reports.jsonl").read_text().splitlines()
+        assert [json.loads(x)["report_id"] for x in lines] == [report.report_id]
+        assert Spool(tmp_path / "spool.sqlite").depth == 0
+    finally:
+        subscriber.close()
+    late = subscribe(broker, ["edge/campus/notice"])
+    try:
+        assert late.wait_for(lambda m: len(m) == 1 and m[0].retain)
+    finally:
+        late.close()
+
+
+def test_every_spool_entry_is_a_gated_report(tmp_path: Path, audit: AuditLog) -> None:
+    """Payloads reach the spool only through the egress gate: a drop never reaches it."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    publisher = MqttPublisher(
+        MqttConfig(enabled=True, port=1, site=SITE), spool, ["cam"], NOTICE
+    )  # never started: sending only spools
+    gate = EgressGate(POLICY, audit, [publisher], NOTICE.notice_url)
+    good = gate.payload(windows(0, 1)[0])
+    assert gate.admit({**good, "track_id": 3}) is None
+    assert gate.admit(good) is not None
+    (row,) = spool.pending()
+    assert PublishedReport.model_validate_json(row.payload).report_id == good["report_id"]
+    assert np.isclose(row.window_start, good["start"])
