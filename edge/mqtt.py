@@ -29,7 +29,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.config import MqttConfig
+from edge.config import CameraConfig, MqttConfig
 from edge.errors import PublishError
 from edge.gate import NoticeMessage, PublishedReport, StatsMessage
 from edge.spool import Spool
@@ -77,12 +77,15 @@ class MqttPublisher:
         spool: Spool,
         cameras: Sequence[str],
         notice: NoticeMessage,
+        discovery: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """``discovery``: (topic, JSON) Home Assistant configs to publish, retained, on connect."""
         self.config = config
         self.topics = Topics(config.topic_prefix, config.site)
         self.spool = spool
         self.cameras = list(cameras)
         self.notice = notice
+        self.discovery = list(discovery)
         self.connected = False
         self.last_error = ""
         self._in_flight: list[tuple[paho.MQTTMessageInfo, int]] = []  # drain thread only
@@ -205,6 +208,8 @@ class MqttPublisher:
         for camera in self.cameras:
             self._publish(self.topics.camera_status(camera), b"online", 1, True)
         self._publish(self.topics.notice, _json(self.notice), 1, True)
+        for topic, config in self.discovery:
+            self._publish(topic, config.encode(), 1, True)
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
@@ -265,3 +270,47 @@ class MqttPublisher:
                 if sent is None:
                     break
                 self._in_flight.append((sent, item.row))
+
+
+def home_assistant_discovery(
+    config: MqttConfig, cameras: Sequence[CameraConfig], categories: Sequence[str]
+) -> list[tuple[str, str]]:
+    """One Home Assistant sensor per camera x line x direction x category (and zone x category
+    mean), read from the counts topic: a dashboard with no hand configuration. Static: built
+    from the configuration only, nothing from the scene."""
+    topics = Topics(config.topic_prefix, config.site)
+    out = []
+    for camera in cameras:
+        device = {
+            "identifiers": [f"edge-{config.site}-{camera.id}"],
+            "name": f"edge {config.site} {camera.id}",
+            "manufacturer": "edge footfall counter",
+        }
+        values = [
+            (f"{line.name}_{d}_{c}", f"{line.name} {d} {c}", f"lines['{line.name}']['{d}']['{c}']")
+            for line in camera.lines
+            for d in ("in", "out")
+            for c in categories
+        ] + [
+            (
+                f"{zone.name}_{c}_mean",
+                f"{zone.name} {c} mean",
+                f"zones['{zone.name}']['{c}']['mean']",
+            )
+            for zone in camera.zones
+            for c in categories
+        ]
+        for key, name, path in values:
+            unique = f"edge_{config.site}_{camera.id}_{key}".replace("-", "_").replace(".", "_")
+            sensor = {
+                "name": name,
+                "unique_id": unique,
+                "state_topic": topics.counts(camera.id),
+                "value_template": "{{ value_json." + path + " }}",
+                "availability_topic": topics.camera_status(camera.id),
+                "state_class": "measurement",
+                "device": device,
+            }
+            topic = f"{config.discovery_prefix}/sensor/{unique}/config"
+            out.append((topic, json.dumps(sensor, separators=(",", ":"))))
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.config import Settings
 from edge.gate import CameraStats, NoticeMessage, Sink, StatsMessage, iso, startup_gate
-from edge.mqtt import MqttPublisher
+from edge.mqtt import MqttPublisher, home_assistant_discovery
 from edge.notice import render_notice
 from edge.pipeline import ClipResult, build_detector, count_clip
 from edge.policy import load_policy
@@ -72,8 +72,14 @@ def run(settings: Settings) -> list[ClipResult]:
                 notice_url=settings.deployment.notice_url or "https://invalid.example/",
                 notice=render_notice(settings.deployment, policy, settings.cameras),
             )
+            categories = [c.value for c in policy.allowed_categories]
+            discovery = (
+                home_assistant_discovery(settings.mqtt, settings.cameras, categories)
+                if settings.mqtt.home_assistant
+                else []
+            )
             publisher = MqttPublisher(
-                settings.mqtt, spool, [c.id for c in settings.cameras], notice
+                settings.mqtt, spool, [c.id for c in settings.cameras], notice, discovery
             )
             publisher.start()
             stack.callback(publisher.stop, FLUSH_TIMEOUT_S)

@@ -274,13 +274,16 @@ def test_edge_run_on_a_clip_publishes_counts_status_notice_and_stats(
     broker: Broker, tmp_path: Path, tud_clip: Path
 ) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
-    data["mqtt"] = {"enabled": True, "host": broker.host, "port": broker.port, "site": "campus"}
+    data["mqtt"] = {
+        "enabled": True, "host": broker.host, "port": broker.port, "site": "campus",
+        "home_assistant": True,
+    }  # fmt: skip
     data["spool"] = {"path": str(tmp_path / "spool.sqlite")}
     data["sinks"] = {"jsonl": str(tmp_path / "reports.jsonl")}
     data["cameras"][0]["source"] = str(tud_clip)
     config = tmp_path / "edge.yaml"
     config.write_text(yaml.safe_dump(data))
-    subscriber = subscribe(broker, ["edge/campus/#"])
+    subscriber = subscribe(broker, ["edge/campus/#", "homeassistant/#"])
     try:
         result = subprocess.run(
             [sys.executable, "-m", "edge", "run", "-c", str(config)],
@@ -304,6 +307,13 @@ def test_edge_run_on_a_clip_publishes_counts_status_notice_and_stats(
         assert json.loads(notice.payload)["policy_sha256"] == POLICY.sha256
         stats = [json.loads(x.payload) for x in subscriber.messages("edge/campus/stats")]
         assert stats and stats[-1]["cameras"]["tud-campus"]["frames_processed"] == 71
+        discovery = {x.topic: json.loads(x.payload) for x in subscriber.messages("homeassistant/#")}
+        assert len(discovery) == 2 * 3  # line centre x in/out x three categories
+        sensor = discovery[
+            "homeassistant/sensor/edge_campus_tud_campus_centre_in_pedestrian/config"
+        ]
+        assert sensor["state_topic"] == "edge/campus/tud-campus/counts"
+        assert sensor["value_template"] == "{{ value_json.lines['centre']['in']['pedestrian'] }}"
         lines = (tmp_path / "reports.jsonl").read_text().splitlines()
         assert [json.loads(x)["report_id"] for x in lines] == [report.report_id]
         assert Spool(tmp_path / "spool.sqlite").depth == 0
@@ -329,3 +339,37 @@ def test_every_spool_entry_is_a_gated_report(tmp_path: Path, audit: AuditLog) ->
     (row,) = spool.pending()
     assert PublishedReport.model_validate_json(row.payload).report_id == good["report_id"]
     assert np.isclose(row.window_start, good["start"])
+
+
+@pytest.mark.slow
+def test_edge_run_stops_cleanly_on_sigterm(broker: Broker, tmp_path: Path) -> None:
+    """SIGTERM mid-clip: the open window goes out as partial, status offline, exit 0."""
+    from tests.conftest import shared_file
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["mqtt"] = {"enabled": True, "host": broker.host, "port": broker.port, "site": "s"}
+    data["spool"] = {"path": str(tmp_path / "spool.sqlite")}
+    data["cameras"][0]["source"] = str(
+        shared_file("clips/degirum_traffic2_intersection_960x540.mp4")
+    )
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump(data))
+    subscriber = subscribe(broker, ["edge/s/#"])
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "-c", str(config)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert subscriber.wait_for(lambda m: any(x.topic == "edge/s/status" for x in m), 60)
+        time.sleep(3)  # some frames in, far from the clip's end (~12 s of processing)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert "interrupted" in err
+        assert subscriber.wait_for(
+            lambda m: [x.payload for x in m if x.topic == "edge/s/status"][-1:] == [b"offline"]
+        )
+        (message,) = subscriber.messages("edge/s/tud-campus/counts")
+        assert PublishedReport.model_validate_json(message.payload).partial
+    finally:
+        subscriber.close()
