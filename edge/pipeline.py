@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -181,6 +182,7 @@ def count_clip(
     today: Callable[[], dt.date] = dt.date.today,
     sinks: Sequence[Sink] = (),
     origin: float = 0.0,
+    audit: AuditLog | None = None,
 ) -> ClipResult:
     """Run the whole pipeline over a recorded clip, under the legal gate, first frame to last.
 
@@ -189,11 +191,14 @@ def count_clip(
     leaves through the egress gate only. An interrupt, or the policy running out, stops the run
     early but still closes the open window (partial) and returns everything published so far.
     ``where`` names the camera in error messages (``cameras[0]``); ``sinks`` receive the admitted
-    reports besides the result; ``origin`` is the timestamp of the clip's first frame.
+    reports besides the result; ``origin`` is the timestamp of the clip's first frame; ``audit``
+    is the run's open audit log (one writer per file), else the settings' is opened here.
     """
     policy = load_policy(settings.policy.path())
     decision = startup_gate(settings, policy, [camera], detector.info, today())
-    with AuditLog(settings.audit.path) as audit:
+    with ExitStack() as stack:
+        if audit is None:
+            audit = stack.enter_context(AuditLog(settings.audit.path))
         facts: dict[str, JsonValue] = {
             "software": __version__,
             "policy": policy.name,

@@ -17,6 +17,7 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from edge.audit import AuditLog
 from edge.config import Settings
 from edge.gate import CameraStats, NoticeMessage, Sink, StatsMessage, iso, startup_gate
 from edge.mqtt import MqttPublisher, home_assistant_discovery
@@ -50,6 +51,7 @@ def run(settings: Settings) -> list[ClipResult]:
     ).raise_if_refused()
     results: list[ClipResult] = []
     with ExitStack() as stack:
+        audit = stack.enter_context(AuditLog(settings.audit.path))  # one writer for the run
         sinks: list[Sink] = []
         if settings.sinks.stdout:
             sinks.append(StdoutSink())
@@ -63,6 +65,7 @@ def run(settings: Settings) -> list[ClipResult]:
                 settings.spool.path,
                 settings.spool.max_reports,
                 policy.retention.spool_days * 86400.0,
+                audit,
             )
             stack.callback(spool.close)
             notice = NoticeMessage(
@@ -120,6 +123,7 @@ def run(settings: Settings) -> list[ClipResult]:
                 progress=False,
                 sinks=sinks,
                 origin=time.time(),
+                audit=audit,
             )
             results.append(result)
             stats[camera.id] = camera_stats(result)
