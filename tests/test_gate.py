@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -307,7 +308,7 @@ def make_gate(tmp_path: Path, policy: Policy = POLICY) -> tuple[EgressGate, Coll
 def one_report(counts: dict[Category, int], zone_max: int = 0, seconds: int = 60) -> Any:
     agg = WindowAggregator("cam", ["door"], ["hall"], seconds=seconds)
     events = [CountEvent("door", "in", c, 1.0) for c, n in counts.items() for _ in range(n)]
-    agg.add(1.0, events, {"hall": __import__("numpy").array([zone_max, 0, 0])})
+    agg.add(1.0, events, {"hall": np.array([zone_max, 0, 0])})
     (report,) = agg.close()
     return report
 
