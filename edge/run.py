@@ -72,7 +72,9 @@ def run(settings: Settings) -> list[ClipResult]:
                 schema_version=1,
                 policy=policy.name,
                 policy_sha256=policy.sha256,
-                notice_url=settings.deployment.notice_url or "https://invalid.example/",
+                # the start-up gate made sure every camera has a notice, its own or the site's
+                notice_url=settings.deployment.notice_url
+                or next(c.notice_url for c in settings.cameras if c.notice_url),
                 notice=render_notice(settings.deployment, policy, settings.cameras),
             )
             categories = [c.value for c in policy.allowed_categories]
@@ -88,7 +90,6 @@ def run(settings: Settings) -> list[ClipResult]:
             stack.callback(publisher.stop, FLUSH_TIMEOUT_S)
             sinks.append(publisher)
         stats: dict[str, CameraStats] = {}
-        published = [0, 0]
 
         def publish_stats() -> None:
             if publisher is not None:
@@ -98,8 +99,8 @@ def run(settings: Settings) -> list[ClipResult]:
                         time=iso(time.time()),
                         cameras=dict(stats),
                         spool_depth=publisher.spool.depth,
-                        reports_published=published[0],
-                        reports_dropped=published[1],
+                        reports_published=sum(len(r.windows) for r in results),
+                        reports_dropped=sum(r.reports_dropped for r in results),
                     )
                 )
 
@@ -127,8 +128,6 @@ def run(settings: Settings) -> list[ClipResult]:
             )
             results.append(result)
             stats[camera.id] = camera_stats(result)
-            published[0] += len(result.windows)
-            published[1] += result.reports_dropped
             if publisher is not None:
                 publisher.set_camera_status(camera.id, "offline")
             publish_stats()
