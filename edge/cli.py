@@ -368,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         refused = isinstance(err, PolicyViolation)
         for line in err.lines:
             print(f"edge: {'refused: ' if refused else ''}{line}", file=sys.stderr)
+        if refused and any(line.startswith("declaration.") for line in err.lines):
+            print(
+                "edge: hint: declare the deployment in -c CONFIG (examples/tud-campus.yaml shows "
+                "every field); 'edge policy check -c CONFIG' lists each decision",
+                file=sys.stderr,
+            )
         return EXIT_REFUSED if refused else EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
