@@ -74,6 +74,7 @@ class _Window:
     first: float
     last: float
     frames: int = 0
+    observed: float = 0.0  # seconds between consecutive frames, gaps excluded
     lines: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)  # (2, 3) in/out x cat
     occupancy_sum: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     occupancy_max: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
@@ -83,13 +84,21 @@ class WindowAggregator:
     """Accumulates one camera's events and occupancy samples into tumbling windows.
 
     Occupancy is sampled once per processed frame; the frames of a source are evenly spaced in
-    time, so the mean over frames is the time average.
+    time, so the mean over frames is the time average. ``observed_s`` counts the time between
+    consecutive frames except intervals longer than ``gap_s`` (a camera offline), so a report
+    says how much of its window was really watched.
     """
 
     def __init__(
-        self, camera_id: str, lines: Sequence[str], zones: Sequence[str], seconds: float
+        self,
+        camera_id: str,
+        lines: Sequence[str],
+        zones: Sequence[str],
+        seconds: float,
+        gap_s: float = 2.0,
     ) -> None:
         self.camera_id = camera_id
+        self.gap_s = gap_s
         self.line_names = list(lines)
         self.zone_names = list(zones)
         self.seconds = float(seconds)
@@ -123,7 +132,10 @@ class WindowAggregator:
         if window is None:
             window = self._window = self._open(index, timestamp)
         else:
-            self._frame_period = timestamp - window.last
+            step = timestamp - window.last
+            if step <= self.gap_s:
+                self._frame_period = step
+                window.observed += step
         window.last = timestamp
         window.frames += 1
         for event in events:
@@ -142,7 +154,7 @@ class WindowAggregator:
     def _report(self, window: _Window, partial: bool) -> CountReport:
         start = window.index * self.seconds
         end = start + self.seconds
-        observed = min(window.last - window.first + self._frame_period, self.seconds)
+        observed = min(window.observed + self._frame_period, self.seconds)
         started_late = window.first - start > max(self._frame_period, 1e-6) * 1.5
         ended_early = window.last + self._frame_period < end - 1e-6
         frames = max(window.frames, 1)

@@ -91,9 +91,16 @@ class CameraConfig(Section):
         pattern=r"^https?://\S+$",
         description="This camera's own public notice, when not the deployment's.",
     )
-    source: str = Field(min_length=1, description="Clip path, image folder or stream URL.")
+    source: str = Field(
+        min_length=1,
+        description="Clip path, image folder, rtsp(s)://, http(s):// (MJPEG) or /dev/videoN.",
+    )
     target_fps: float | None = Field(
         default=None, gt=0, le=120, description="Process at most this many frames per second."
+    )
+    transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport.")
+    stall_seconds: float = Field(
+        default=5.0, ge=0.5, le=120, description="No frame for this long: reconnect."
     )
     lines: list[LineConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)

@@ -251,12 +251,19 @@ class PublishedReport(_Closed):
 
 
 class CameraStats(_Closed):
-    """Health of one camera: figures about the machine, nothing about the scene."""
+    """Health of one camera: figures about the machine and the stream, nothing about the scene."""
 
+    frames_received: Count
     frames_processed: Count
+    frames_dropped: Count
     fps: float = Field(ge=0, le=10_000)
     detector_ms_p50: float = Field(ge=0, le=1e6)
     detector_ms_p95: float = Field(ge=0, le=1e6)
+    frame_age_ms_p50: float = Field(ge=0, le=1e9)
+    frame_age_ms_p95: float = Field(ge=0, le=1e9)
+    reconnects: Count
+    stalls: Count
+    offline_s: float = Field(ge=0, le=1e9)
     online: bool
 
 

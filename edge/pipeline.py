@@ -26,9 +26,9 @@ from edge.counting import DIRECTIONS, CountEvent, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.errors import EdgeError, PolicyViolation
-from edge.gate import CategoryName, EgressGate, PublishedReport, Sink, startup_gate
+from edge.gate import CategoryName, EgressGate, GateResult, PublishedReport, Sink, startup_gate
 from edge.manifest import sha256_file
-from edge.policy import load_policy
+from edge.policy import Policy, load_policy
 from edge.progress import Progress
 from edge.riders import RiderAssociation
 from edge.sinks import CollectSink
@@ -87,6 +87,13 @@ class CameraPipeline:
     def close(self) -> list[CountReport]:
         """End of the source: the open window, flagged partial."""
         return self.aggregator.close()
+
+    def reset(self) -> None:
+        """Across a gap in the stream: forget every track (ids keep increasing), keep windows."""
+        self.tracker.reset()
+        self.riders.reset()
+        for counter in self.lines:
+            counter.reset()
 
 
 @dataclass
@@ -173,6 +180,31 @@ class ClipResult:
         }
 
 
+def audit_start(
+    audit: AuditLog,
+    settings: Settings,
+    policy: Policy,
+    detector: YoloDetector,
+    cameras: Sequence[CameraConfig],
+    decision: GateResult,
+) -> None:
+    """Record who runs what under which rules; a refusal is recorded, then raised."""
+    facts: dict[str, JsonValue] = {
+        "software": __version__,
+        "policy": policy.name,
+        "policy_sha256": policy.sha256,
+        "config_sha256": config_sha256(settings),
+        "model": detector.info.path.name,
+        "model_sha256": sha256_file(detector.info.path),
+        "cameras": [camera.id for camera in cameras],
+    }
+    if not decision.allowed:
+        refusals: list[JsonValue] = [f"{d.rule}: {d.detail}" for d in decision.refusals]
+        audit.append("start_refused", **facts, refusals=refusals)
+        decision.raise_if_refused()
+    audit.append("start", **facts, checks=[d.rule for d in decision.decisions])
+
+
 def count_clip(
     camera: CameraConfig,
     settings: Settings,
@@ -199,23 +231,7 @@ def count_clip(
     with ExitStack() as stack:
         if audit is None:
             audit = stack.enter_context(AuditLog(settings.audit.path))
-        facts: dict[str, JsonValue] = {
-            "software": __version__,
-            "policy": policy.name,
-            "policy_sha256": policy.sha256,
-            "config_sha256": config_sha256(settings),
-            "model": detector.info.path.name,
-            "model_sha256": sha256_file(detector.info.path),
-            "cameras": [camera.id],
-        }
-        if not decision.allowed:
-            audit.append(
-                "start_refused",
-                **facts,
-                refusals=[f"{d.rule}: {d.detail}" for d in decision.refusals],
-            )
-            decision.raise_if_refused()
-        audit.append("start", **facts, checks=[d.rule for d in decision.decisions])
+        audit_start(audit, settings, policy, detector, [camera], decision)
         collected = CollectSink()
         notice = camera.notice_url or settings.deployment.notice_url or ""
         gate = EgressGate(policy, audit, [collected, *sinks], notice)

@@ -1,10 +1,12 @@
 """``edge run``: every configured camera through the pipeline, out to the configured sinks.
 
-Recorded clips are replayed on wall-clock time (the run's start is the clip's first frame), so
-windows fall on real minutes and reports carry real times; live cameras arrive with their own
-issue and plug in as sources. The run ends when the sources end or on SIGINT/SIGTERM: the open
-window is closed as partial, the spool flushed as far as the broker allows, cameras and site
-marked ``offline``.
+Live cameras (RTSP, HTTP MJPEG, USB) are read by one thread each (``edge.live``) and served to
+one shared detector round-robin, newest frame first, each at most at its ``target_fps``; one
+camera's failure never stops the others, and its tracks are reset across a gap so a reconnect
+never inflates counts. Recorded clips are replayed one after the other, their first frame at the
+run's start so windows fall on real minutes. The run ends when the clips end, or on SIGINT /
+SIGTERM: open windows are closed as partial, the spool flushed as far as the broker allows
+within a second, cameras and site marked ``offline``.
 """
 
 from __future__ import annotations
@@ -13,124 +15,291 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import numpy as np
 
+from edge.aggregate import CountReport
 from edge.audit import AuditLog
-from edge.config import Settings
-from edge.gate import CameraStats, NoticeMessage, Sink, StatsMessage, iso, startup_gate
+from edge.config import CameraConfig, Settings
+from edge.detect import YoloDetector
+from edge.errors import ConfigError, PolicyViolation
+from edge.gate import CameraStats, EgressGate, NoticeMessage, Sink, StatsMessage, iso, startup_gate
+from edge.live import LiveSource, is_live, redact
 from edge.mqtt import MqttPublisher, home_assistant_discovery
 from edge.notice import render_notice
-from edge.pipeline import ClipResult, build_detector, count_clip
-from edge.policy import load_policy
+from edge.pipeline import CameraPipeline, ClipResult, audit_start, build_detector, count_clip
+from edge.policy import Policy, load_policy
 from edge.sinks import JsonlSink, StdoutSink
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
-FLUSH_TIMEOUT_S = 10.0
+FLUSH_TIMEOUT_S = 1.0  # at stop; what the broker has not taken by then stays spooled
+IDLE_SLEEP_S = 0.005
 
 
-def camera_stats(result: ClipResult) -> CameraStats:
-    ms = np.asarray(result.stage_ms.get("detect") or [0.0])
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    p50, p95 = np.percentile(np.asarray(values or [0.0]), [50, 95])
+    return round(float(p50), 2), round(float(p95), 2)
+
+
+def clip_stats(result: ClipResult) -> CameraStats:
+    detect = _percentiles(result.stage_ms.get("detect", []))
     return CameraStats(
+        frames_received=result.frames,
         frames_processed=result.frames,
+        frames_dropped=0,
         fps=round(result.frames / result.wall_s, 2) if result.wall_s > 0 else 0.0,
-        detector_ms_p50=round(float(np.percentile(ms, 50)), 2),
-        detector_ms_p95=round(float(np.percentile(ms, 95)), 2),
+        detector_ms_p50=detect[0],
+        detector_ms_p95=detect[1],
+        frame_age_ms_p50=0.0,
+        frame_age_ms_p95=0.0,
+        reconnects=0,
+        stalls=0,
+        offline_s=0.0,
         online=not result.interrupted,
     )
 
 
 def run(settings: Settings) -> list[ClipResult]:
-    """Run every camera once; returns their results (what was published is in the sinks)."""
+    """Run every camera; returns one result per camera (what was published is in the sinks)."""
+    live = [is_live(camera.source) for camera in settings.cameras]
+    if any(live) and not all(live):
+        raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
     policy = load_policy(settings.policy.path())
     detector = build_detector(settings)
-    startup_gate(
-        settings, policy, settings.cameras, detector.info, dt.date.today()
-    ).raise_if_refused()
-    results: list[ClipResult] = []
+    today = dt.date.today()
+    startup_gate(settings, policy, settings.cameras, detector.info, today).raise_if_refused()
     with ExitStack() as stack:
         audit = stack.enter_context(AuditLog(settings.audit.path))  # one writer for the run
-        sinks: list[Sink] = []
-        if settings.sinks.stdout:
-            sinks.append(StdoutSink())
-        if settings.sinks.jsonl is not None:
-            jsonl = JsonlSink(settings.sinks.jsonl)
-            stack.callback(jsonl.close)
-            sinks.append(jsonl)
-        publisher: MqttPublisher | None = None
-        if settings.mqtt.enabled:
-            spool = Spool(
-                settings.spool.path,
-                settings.spool.max_reports,
-                policy.retention.spool_days * 86400.0,
-                audit,
-            )
-            stack.callback(spool.close)
-            notice = NoticeMessage(
-                schema_version=1,
-                policy=policy.name,
-                policy_sha256=policy.sha256,
-                # the start-up gate made sure every camera has a notice, its own or the site's
-                notice_url=settings.deployment.notice_url
-                or next(c.notice_url for c in settings.cameras if c.notice_url),
-                notice=render_notice(settings.deployment, policy, settings.cameras),
-            )
-            categories = [c.value for c in policy.allowed_categories]
-            discovery = (
-                home_assistant_discovery(settings.mqtt, settings.cameras, categories)
-                if settings.mqtt.home_assistant
-                else []
-            )
-            publisher = MqttPublisher(
-                settings.mqtt, spool, [c.id for c in settings.cameras], notice, discovery
-            )
-            publisher.start()
-            stack.callback(publisher.stop, FLUSH_TIMEOUT_S)
-            sinks.append(publisher)
+        sinks, publisher = _sinks(settings, policy, audit, stack)
         stats: dict[str, CameraStats] = {}
-
-        def publish_stats() -> None:
-            if publisher is not None:
-                publisher.publish_stats(
-                    StatsMessage(
-                        schema_version=1,
-                        time=iso(time.time()),
-                        cameras=dict(stats),
-                        spool_depth=publisher.spool.depth,
-                        reports_published=sum(len(r.windows) for r in results),
-                        reports_dropped=sum(r.reports_dropped for r in results),
-                    )
-                )
-
-        ticking = threading.Event()
+        results: list[ClipResult] = []
         if publisher is not None:
-            interval = settings.mqtt.stats_interval_s
-
-            def tick() -> None:
-                while not ticking.wait(interval):
-                    publish_stats()
-
-            ticker = threading.Thread(target=tick, name="stats", daemon=True)
-            ticker.start()
-            stack.callback(ticking.set)
-        for index, camera in enumerate(settings.cameras):
-            result = count_clip(
-                camera,
-                settings,
-                detector,
-                f"cameras[{index}]",
-                progress=False,
-                sinks=sinks,
-                origin=time.time(),
-                audit=audit,
-            )
-            results.append(result)
-            stats[camera.id] = camera_stats(result)
-            if publisher is not None:
-                publisher.set_camera_status(camera.id, "offline")
-            publish_stats()
-            if result.interrupted or result.stopped_by_policy:
-                break
+            _start_stats(settings, publisher, stats, results, stack)
+        if all(live) and settings.cameras:
+            _run_live(settings, policy, detector, audit, sinks, publisher, stats, results)
+        else:
+            for index, camera in enumerate(settings.cameras):
+                result = count_clip(
+                    camera, settings, detector, f"cameras[{index}]", progress=False,
+                    sinks=sinks, origin=time.time(), audit=audit,
+                )  # fmt: skip
+                results.append(result)
+                stats[camera.id] = clip_stats(result)
+                if publisher is not None:
+                    publisher.set_camera_status(camera.id, "offline")
+                if result.interrupted or result.stopped_by_policy:
+                    break
     return results
+
+
+def _sinks(
+    settings: Settings, policy: Policy, audit: AuditLog, stack: ExitStack
+) -> tuple[list[Sink], MqttPublisher | None]:
+    sinks: list[Sink] = []
+    if settings.sinks.stdout:
+        sinks.append(StdoutSink())
+    if settings.sinks.jsonl is not None:
+        jsonl = JsonlSink(settings.sinks.jsonl)
+        stack.callback(jsonl.close)
+        sinks.append(jsonl)
+    if not settings.mqtt.enabled:
+        return sinks, None
+    spool = Spool(
+        settings.spool.path,
+        settings.spool.max_reports,
+        policy.retention.spool_days * 86400.0,
+        audit,
+    )
+    stack.callback(spool.close)
+    notice = NoticeMessage(
+        schema_version=1,
+        policy=policy.name,
+        policy_sha256=policy.sha256,
+        # the start-up gate made sure every camera has a notice, its own or the site's
+        notice_url=settings.deployment.notice_url
+        or next(c.notice_url for c in settings.cameras if c.notice_url),
+        notice=render_notice(settings.deployment, policy, settings.cameras),
+    )
+    categories = [c.value for c in policy.allowed_categories]
+    discovery = (
+        home_assistant_discovery(settings.mqtt, settings.cameras, categories)
+        if settings.mqtt.home_assistant
+        else []
+    )
+    publisher = MqttPublisher(
+        settings.mqtt, spool, [c.id for c in settings.cameras], notice, discovery
+    )
+    publisher.start()
+    stack.callback(publisher.stop, FLUSH_TIMEOUT_S)
+    sinks.append(publisher)
+    return sinks, publisher
+
+
+def _start_stats(
+    settings: Settings,
+    publisher: MqttPublisher,
+    stats: dict[str, CameraStats],
+    results: list[ClipResult],
+    stack: ExitStack,
+) -> None:
+    """Publish health every ``stats_interval_s`` from what the run keeps up to date."""
+
+    def publish() -> None:
+        message = StatsMessage(
+            schema_version=1,
+            time=iso(time.time()),
+            cameras=dict(stats),
+            spool_depth=publisher.spool.depth,
+            reports_published=sum(len(r.windows) for r in results),
+            reports_dropped=sum(r.reports_dropped for r in results),
+        )
+        log.debug("stats %s", message.model_dump_json())
+        publisher.publish_stats(message)
+
+    stopping = threading.Event()
+
+    def tick() -> None:
+        while not stopping.wait(settings.mqtt.stats_interval_s):
+            publish()
+
+    threading.Thread(target=tick, name="stats", daemon=True).start()
+    stack.callback(publish)  # last figures at stop (runs after the ticker is told to stop)
+    stack.callback(stopping.set)
+
+
+class _LiveCamera:
+    """One live camera's reader, pipeline and figures, as the scheduler sees it."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        settings: Settings,
+        on_status: Callable[[str, bool], None],
+    ) -> None:
+        self.camera = camera
+        self.source = LiveSource(
+            camera.source,
+            camera.id,
+            transport=camera.transport,
+            stall_s=camera.stall_seconds,
+            on_status=on_status,
+        )
+        self.pipeline = CameraPipeline(camera, settings)
+        self.period = 1.0 / camera.target_fps if camera.target_fps else 0.0
+        self.last_processed = -1e18
+        self.reconnects_seen = 0
+        self.skipped = 0
+        self.age_ms: list[float] = []
+        self.started = time.monotonic()
+        self.result = ClipResult(
+            source=redact(camera.source),
+            camera_id=camera.id,
+            model="",
+            providers=[],
+            line_names=[line.name for line in camera.lines],
+            zone_names=[zone.name for zone in camera.zones],
+            stage_ms=self.pipeline.stage_ms,
+        )
+
+    def stats(self) -> CameraStats:
+        health, result = self.source.health, self.result
+        wall = time.monotonic() - self.started
+        detect, age = _percentiles(result.stage_ms["detect"]), _percentiles(self.age_ms[-1000:])
+        return CameraStats(
+            frames_received=health.frames_received,
+            frames_processed=result.frames,
+            frames_dropped=health.frames_dropped + self.skipped,
+            fps=round(result.frames / wall, 2) if wall > 0 else 0.0,
+            detector_ms_p50=detect[0],
+            detector_ms_p95=detect[1],
+            frame_age_ms_p50=age[0],
+            frame_age_ms_p95=age[1],
+            reconnects=health.reconnects,
+            stalls=health.stalls,
+            offline_s=round(health.offline_s(time.time()), 3),
+            online=health.online,
+        )
+
+
+def _run_live(
+    settings: Settings,
+    policy: Policy,
+    detector: YoloDetector,
+    audit: AuditLog,
+    sinks: list[Sink],
+    publisher: MqttPublisher | None,
+    stats: dict[str, CameraStats],
+    results: list[ClipResult],
+) -> None:
+    """Serve every live camera until SIGINT/SIGTERM; ``results`` fills in as reports go out."""
+    decision = startup_gate(settings, policy, settings.cameras, detector.info, dt.date.today())
+    audit_start(audit, settings, policy, detector, settings.cameras, decision)
+    gate = EgressGate(policy, audit, sinks, settings.deployment.notice_url or "")
+
+    def on_status(camera_id: str, online: bool) -> None:
+        if publisher is not None:
+            publisher.set_camera_status(camera_id, "online" if online else "offline")
+
+    cameras = [_LiveCamera(c, settings, on_status) for c in settings.cameras]
+    results.extend(cam.result for cam in cameras)
+
+    def publish(cam: _LiveCamera, report: CountReport) -> None:
+        admitted = gate.publish(report, dt.date.today())
+        if admitted is not None:
+            cam.result.windows.append(admitted)
+        cam.result.reports_dropped = gate.dropped
+
+    for cam in cameras:
+        cam.source.start()
+    interrupted, stopped_by_policy = False, ""
+    try:
+        while True:
+            busy = False
+            for cam in cameras:  # round-robin over the newest frame of each camera
+                frame = cam.source.take()
+                if frame is None:
+                    continue
+                if frame.timestamp - cam.last_processed < cam.period:
+                    cam.skipped += 1
+                    continue
+                if cam.source.health.reconnects != cam.reconnects_seen:
+                    cam.reconnects_seen = cam.source.health.reconnects
+                    cam.pipeline.reset()  # a gap: tracks from before it must not count again
+                busy = True
+                cam.last_processed = frame.timestamp
+                (detections,) = cam.pipeline.timed("detect", detector.detect, [frame.image])
+                cam.age_ms.append((time.time() - frame.timestamp) * 1e3)
+                for report in cam.pipeline.process(frame.timestamp, detections):
+                    publish(cam, report)
+                cam.result.frames += 1
+                stats[cam.camera.id] = cam.stats()
+            if not busy:
+                time.sleep(IDLE_SLEEP_S)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+        interrupted = True
+    except PolicyViolation as stop:  # the policy ran out
+        stopped_by_policy = str(stop)
+    finally:
+        for cam in cameras:
+            cam.source.stop(timeout=0.2)
+    if not stopped_by_policy:
+        for cam in cameras:
+            for report in cam.pipeline.close():
+                publish(cam, report)
+    for cam in cameras:
+        cam.result.interrupted = interrupted
+        cam.result.stopped_by_policy = stopped_by_policy
+        stats[cam.camera.id] = cam.stats()
+        on_status(cam.camera.id, False)
+    audit.append(
+        "stop",
+        frames_processed=sum(cam.result.frames for cam in cameras),
+        frames_persisted=0,
+        reports_published=gate.published,
+        reports_dropped=gate.dropped,
+        interrupted=interrupted,
+        stopped_by_policy=stopped_by_policy,
+    )

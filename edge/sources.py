@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from edge.errors import SourceError
 from edge.frames import Frame, FrameSource
+from edge.live import redact
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
@@ -158,8 +159,10 @@ def open_source(
     ``origin``: the timestamp of a recording's first frame (0 = stream time; ``edge run`` passes
     the wall-clock start so windows fall on real minutes).
     """
-    if source.startswith(LIVE_SCHEMES):
-        raise SourceError(f"{source}: live streams are not supported yet; give a clip or folder")
+    if source.startswith(LIVE_SCHEMES) or source.startswith("/dev/video"):
+        raise SourceError(
+            f"{redact(source)}: a live stream; 'edge run' reads live cameras, this reads recordings"
+        )
     path = Path(source)
     if path.is_dir():
         return ImageFolderSource(path, camera_id, target_fps=target_fps, origin=origin)
