@@ -358,8 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if not args.debug:  # FFmpeg prints decoder chatter to stderr; our errors say it in one line
+    if not args.debug:  # FFmpeg and OpenCV chatter on stderr; our errors say it in one line
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         return int(args.func(args))
     except EdgeError as err:

@@ -1,12 +1,14 @@
 """Live cameras: a reader thread per camera that keeps only the newest frame, and comes back.
 
 OpenCV's FFmpeg backend reads the stream; open and read timeouts bound every call, so a camera
-that stalls (connection open, nothing sent) makes ``read`` fail after ``stall_s`` instead of
-blocking for half a minute. Whatever ends a stream (end, error, stall), the capture is released
-and a new one opened with capped exponential backoff plus jitter: measured here, a capture whose
-server died never recovers by itself. Frames are stamped with the wall-clock time of capture so
-windows fall on real minutes; the consumer takes the newest one, older ones are dropped and
-counted, so processing always sees the present however slow the detector.
+that stalls (connection open, nothing sent) returns from ``read`` after ``stall_s`` instead of
+blocking for half a minute; the watchdog is the time since the last frame, since after its
+timeout FFmpeg may still hand back an old frame as a success. Whatever ends a stream (end,
+error, stall), the capture is released and a new one opened with capped exponential backoff
+plus jitter: measured here, a capture whose server died never recovers by itself. Frames are
+stamped with the wall-clock time of capture so windows fall on real minutes; the consumer takes
+the newest one, older ones are dropped and counted, so processing always sees the present
+however slow the detector.
 
 Credentials in URLs are redacted (``redact``) in every log line and status message.
 """
@@ -157,6 +159,8 @@ class LiveSource:
                 last_frame = time.monotonic()
                 while not self._stop.is_set():
                     ok, image = capture.read()
+                    if time.monotonic() - last_frame >= self.stall_s:
+                        break  # after its read timeout FFmpeg may still return an old frame
                     if not ok or image is None:
                         break
                     last_frame = time.monotonic()

@@ -15,6 +15,7 @@ import pytest
 
 from edge.detections import Detections
 from tests.broker import broker, secure_broker  # noqa: F401  (fixtures)
+from tests.rtsp import rtsp_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))

@@ -61,6 +61,8 @@ def test_empty_image_folder(tmp_path: Path) -> None:
         open_source(str(tmp_path), "c")
 
 
-def test_live_urls_are_refused_clearly_for_now() -> None:
-    with pytest.raises(SourceError, match="live streams are not supported yet"):
-        open_source("rtsp://127.0.0.1:8554/cam", "c")
+def test_live_urls_are_for_edge_run_and_credentials_never_shown() -> None:
+    with pytest.raises(SourceError, match="a live stream; 'edge run' reads live cameras") as caught:
+        open_source("rtsp://admin:s3cret@127.0.0.1:8554/cam", "c")
+    assert "s3cret" not in str(caught.value)
+    assert "rtsp://***@127.0.0.1:8554/cam" in str(caught.value)
