@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -104,6 +105,21 @@ class CameraConfig(Section):
     )
     lines: list[LineConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
+
+    @field_validator("source")
+    @classmethod
+    def _supported_source(cls, source: str) -> str:
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", source)
+        if scheme and scheme.group(1).lower() not in ("rtsp", "rtsps", "http", "https"):
+            raise ValueError(
+                f"unsupported scheme '{scheme.group(1)}': expected rtsp://, rtsps://, "
+                "http(s):// (MJPEG), /dev/videoN or a file path"
+            )
+        if scheme and not re.match(r"^[a-z]+://[^/\s]+", source, re.IGNORECASE):
+            raise ValueError("a stream URL needs a host, e.g. rtsp://192.0.2.10:554/stream1")
+        if source.startswith("/dev/") and not re.fullmatch(r"/dev/video\d+", source):
+            raise ValueError("a USB camera is /dev/videoN")
+        return source
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:

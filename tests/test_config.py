@@ -135,3 +135,25 @@ def test_duplicate_camera_ids(tmp_path: Path) -> None:
 )
 def test_format_location(loc: tuple[int | str, ...], text: str) -> None:
     assert format_location(loc) == text
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("ftp://cam/stream", "unsupported scheme 'ftp'"),
+        ("rtsp://", "needs a host"),
+        ("/dev/sda1", "a USB camera is /dev/videoN"),
+    ],
+)
+def test_bad_camera_sources_are_refused(tmp_path: Path, source: str, message: str) -> None:
+    (line,) = errors_of(write(tmp_path, f"cameras:\n  - id: c\n    source: '{source}'\n"))
+    assert line.startswith("cameras[0].source: ") and message in line
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["rtsp://u:p@192.0.2.1:554/Streaming/Channels/102", "rtsps://cam.example/s", "http://10.0.0.2/mjpg",
+     "/dev/video0", "clips/a.mp4"],
+)  # fmt: skip
+def test_supported_camera_sources(source: str) -> None:
+    assert CameraConfig(id="c", source=source).source == source
