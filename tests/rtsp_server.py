@@ -54,7 +54,9 @@ class FileMount:
         self.pipeline.set_state(Gst.State.PAUSED)
         result, _, _ = self.pipeline.get_state(10 * Gst.SECOND)
         if result == Gst.StateChangeReturn.FAILURE:
-            sys.exit(f"{self.name}: cannot play the file (see the GStreamer error above)")
+            message = self.pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
+            reason = message.parse_error()[0].message if message else "unknown error"
+            sys.exit(f"{self.name}: cannot play the file: {reason}")
         self.pipeline.set_state(Gst.State.PLAYING)
 
     def factory(self) -> GstRtspServer.RTSPMediaFactory:
