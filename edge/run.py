@@ -25,6 +25,7 @@ from edge.audit import AuditLog
 from edge.config import CameraConfig, Settings
 from edge.detect import YoloDetector
 from edge.errors import ConfigError, PolicyViolation
+from edge.frames import Frame
 from edge.gate import CameraStats, EgressGate, NoticeMessage, Sink, StatsMessage, iso, startup_gate
 from edge.live import LiveSource, is_live, redact
 from edge.mqtt import MqttPublisher, home_assistant_discovery
@@ -252,12 +253,29 @@ def _run_live(
             cam.result.windows.append(admitted)
         cam.result.reports_dropped = gate.dropped
 
+    # A model with a dynamic batch gets one frame of every due camera per call; the fixed
+    # batch-1 models take one frame at a time, each camera's taken just before its turn.
+    batch = detector.info.batch is None
+
+    def process(due: list[tuple[_LiveCamera, Frame]]) -> None:
+        started = time.time()
+        t0 = time.perf_counter()
+        found = detector.detect([frame.image for _, frame in due])
+        per_frame_ms = (time.perf_counter() - t0) * 1e3 / len(due)
+        for (cam, frame), detections in zip(due, found, strict=True):
+            cam.pipeline.stage_ms["detect"].append(per_frame_ms)
+            cam.age_ms.append((started - frame.timestamp) * 1e3)
+            for report in cam.pipeline.process(frame.timestamp, detections):
+                publish(cam, report)
+            cam.result.frames += 1
+            stats[cam.camera.id] = cam.stats()
+
     for cam in cameras:
         cam.source.start()
     interrupted, stopped_by_policy = False, ""
     try:
         while True:
-            busy = False
+            due, busy = [], False
             for cam in cameras:  # round-robin over the newest frame of each camera
                 frame = cam.source.take()
                 if frame is None:
@@ -268,14 +286,14 @@ def _run_live(
                 if cam.source.health.reconnects != cam.reconnects_seen:
                     cam.reconnects_seen = cam.source.health.reconnects
                     cam.pipeline.reset()  # a gap: tracks from before it must not count again
-                busy = True
                 cam.last_processed = frame.timestamp
-                (detections,) = cam.pipeline.timed("detect", detector.detect, [frame.image])
-                cam.age_ms.append((time.time() - frame.timestamp) * 1e3)
-                for report in cam.pipeline.process(frame.timestamp, detections):
-                    publish(cam, report)
-                cam.result.frames += 1
-                stats[cam.camera.id] = cam.stats()
+                due.append((cam, frame))
+                busy = True
+                if not batch:  # one frame at a time: the next camera's frame is taken fresh
+                    process(due)
+                    due = []
+            if due:
+                process(due)
             if not busy:
                 time.sleep(IDLE_SLEEP_S)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM
