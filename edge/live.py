@@ -77,7 +77,7 @@ class LiveSource:
         stall_s: float = 5.0,
         open_timeout_s: float = 10.0,
         backoff_min_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        backoff_max_s: float = 2.0,
         on_status: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.url = url

@@ -34,7 +34,7 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 def source(url: str, name: str = "cam", **kw: Any) -> tuple[LiveSource, list[tuple[str, bool]]]:
     events: list[tuple[str, bool]] = []
-    live = LiveSource(url, name, stall_s=2.0, backoff_min_s=0.2, backoff_max_s=1.0,
+    live = LiveSource(url, name, stall_s=2.0,  # backoff: the defaults a deployment gets
                       on_status=lambda c, online: events.append((c, online)), **kw)  # fmt: skip
     live.start()
     return live, events
@@ -71,8 +71,8 @@ def test_server_killed_goes_offline_and_comes_back(rtsp_server: StartServer) -> 
         assert live.take() is None or live.take() is None  # no hang, nothing new
         server.start()
         back = time.monotonic()
-        assert frames_flow(live, 5 + 5), "frames did not flow again"
-        assert time.monotonic() - back <= 5 + 5
+        assert frames_flow(live, 5), "frames did not flow again within 5 s"
+        assert time.monotonic() - back <= 5
         assert live.health.online and events[-1] == ("cam", True)
         assert live.health.reconnects >= 1
     finally:
