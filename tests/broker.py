@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,7 +31,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-HOST = "127.0.0.1"
+from tests.net import HOST, accepts, free_port
+
 USERNAME = "edge"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -81,14 +81,6 @@ def require_program(name: str, package: str) -> str:
     return path
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Broker:
     """A mosquitto process with a fixed config, ports and data directory; restartable."""
@@ -135,7 +127,7 @@ class Broker:
             )
         ports = [self.port] if self.tls_port is None else [self.port, self.tls_port]
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not all(_accepts(self.host, port) for port in ports):
+        while not all(accepts(port, self.host) for port in ports):
             code = self._process.poll()
             if code is not None:
                 raise RuntimeError(f"mosquitto exited with code {code}:\n{self.log_tail()}")
@@ -166,14 +158,6 @@ class Broker:
             if path.exists():
                 lines += path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _run(*args: str, cwd: Path) -> None:

@@ -15,7 +15,6 @@ import collections
 import functools
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.net import HOST, accepts, free_port
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).resolve().with_name("rtsp_server.py")
 START_TIMEOUT_S = 15.0
@@ -85,22 +85,6 @@ def _server_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in drop}
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @dataclass
 class RtspServer:
     """An ``rtsp_server.py`` process with fixed port and mounts; restartable, freezable."""
@@ -142,7 +126,7 @@ class RtspServer:
         threading.Thread(target=self._read_stdout, args=(process, self._ready), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(process,), daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (self._ready.is_set() and _accepts(self.port)):
+        while not (self._ready.is_set() and accepts(self.port)):
             code = process.poll()
             if code is not None:
                 process.wait()
