@@ -39,6 +39,12 @@ T = TypeVar("T")
 STAGES = ("detect", "track", "riders", "count", "aggregate")
 
 
+def percentiles(values: Sequence[float]) -> tuple[float, float]:
+    """(p50, p95) rounded to 0.01, zeros when there is nothing yet."""
+    p50, p95 = np.percentile(np.asarray(values or [0.0]), [50, 95])
+    return round(float(p50), 2), round(float(p95), 2)
+
+
 def build_detector(settings: Settings) -> YoloDetector:
     cfg = settings.detector
     runtime = OnnxRuntime(settings.model_path(), cfg.providers, cfg.threads)
@@ -152,7 +158,7 @@ class ClipResult:
         }
 
     def to_json(self) -> dict[str, Any]:
-        detect_ms = np.asarray(self.stage_ms.get("detect") or [0.0])
+        detect_p50, detect_p95 = percentiles(self.stage_ms.get("detect", []))
         return {
             "source": self.source,
             "camera": self.camera_id,
@@ -165,8 +171,8 @@ class ClipResult:
             "timing": {
                 "wall_s": round(self.wall_s, 3),
                 "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else 0.0,
-                "detector_ms_p50": round(float(np.percentile(detect_ms, 50)), 2),
-                "detector_ms_p95": round(float(np.percentile(detect_ms, 95)), 2),
+                "detector_ms_p50": detect_p50,
+                "detector_ms_p95": detect_p95,
                 "stages_ms_mean": {
                     stage: round(float(np.mean(ms)), 3) if ms else 0.0
                     for stage, ms in self.stage_ms.items()

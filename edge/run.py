@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
-import numpy as np
-
 from edge.aggregate import CountReport
 from edge.audit import AuditLog
 from edge.config import CameraConfig, Settings
@@ -30,7 +28,14 @@ from edge.gate import CameraStats, EgressGate, NoticeMessage, Sink, StatsMessage
 from edge.live import LiveSource, is_live, redact
 from edge.mqtt import MqttPublisher, home_assistant_discovery
 from edge.notice import render_notice
-from edge.pipeline import CameraPipeline, ClipResult, audit_start, build_detector, count_clip
+from edge.pipeline import (
+    CameraPipeline,
+    ClipResult,
+    audit_start,
+    build_detector,
+    count_clip,
+    percentiles,
+)
 from edge.policy import Policy, load_policy
 from edge.sinks import JsonlSink, StdoutSink
 from edge.spool import Spool
@@ -40,13 +45,8 @@ FLUSH_TIMEOUT_S = 1.0  # at stop; what the broker has not taken by then stays sp
 IDLE_SLEEP_S = 0.005
 
 
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    p50, p95 = np.percentile(np.asarray(values or [0.0]), [50, 95])
-    return round(float(p50), 2), round(float(p95), 2)
-
-
 def clip_stats(result: ClipResult) -> CameraStats:
-    detect = _percentiles(result.stage_ms.get("detect", []))
+    detect = percentiles(result.stage_ms.get("detect", []))
     return CameraStats(
         frames_received=result.frames,
         frames_processed=result.frames,
@@ -70,8 +70,8 @@ def run(settings: Settings) -> list[ClipResult]:
         raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
     policy = load_policy(settings.policy.path())
     detector = build_detector(settings)
-    today = dt.date.today()
-    startup_gate(settings, policy, settings.cameras, detector.info, today).raise_if_refused()
+    decision = startup_gate(settings, policy, settings.cameras, detector.info, dt.date.today())
+    decision.raise_if_refused()  # before any connection; recorded in the audit log below
     with ExitStack() as stack:
         audit = stack.enter_context(AuditLog(settings.audit.path))  # one writer for the run
         sinks, publisher = _sinks(settings, policy, audit, stack)
@@ -80,6 +80,7 @@ def run(settings: Settings) -> list[ClipResult]:
         if publisher is not None:
             _start_stats(settings, publisher, stats, results, stack)
         if all(live) and settings.cameras:
+            audit_start(audit, settings, policy, detector, settings.cameras, decision)
             _run_live(settings, policy, detector, audit, sinks, publisher, stats, results)
         else:
             for index, camera in enumerate(settings.cameras):
@@ -208,7 +209,7 @@ class _LiveCamera:
     def stats(self) -> CameraStats:
         health, result = self.source.health, self.result
         wall = time.monotonic() - self.started
-        detect, age = _percentiles(result.stage_ms["detect"]), _percentiles(self.age_ms[-1000:])
+        detect, age = percentiles(result.stage_ms["detect"]), percentiles(self.age_ms[-1000:])
         return CameraStats(
             frames_received=health.frames_received,
             frames_processed=result.frames,
@@ -236,8 +237,6 @@ def _run_live(
     results: list[ClipResult],
 ) -> None:
     """Serve every live camera until SIGINT/SIGTERM; ``results`` fills in as reports go out."""
-    decision = startup_gate(settings, policy, settings.cameras, detector.info, dt.date.today())
-    audit_start(audit, settings, policy, detector, settings.cameras, decision)
     gate = EgressGate(policy, audit, sinks, settings.deployment.notice_url or "")
 
     def on_status(camera_id: str, online: bool) -> None:

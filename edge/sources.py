@@ -17,10 +17,9 @@ import numpy.typing as npt
 
 from edge.errors import SourceError
 from edge.frames import Frame, FrameSource
-from edge.live import redact
+from edge.live import is_live, redact
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
 
 
 class _Thinning:
@@ -159,7 +158,7 @@ def open_source(
     ``origin``: the timestamp of a recording's first frame (0 = stream time; ``edge run`` passes
     the wall-clock start so windows fall on real minutes).
     """
-    if source.startswith(LIVE_SCHEMES) or source.startswith("/dev/video"):
+    if is_live(source):
         raise SourceError(
             f"{redact(source)}: a live stream; 'edge run' reads live cameras, this reads recordings"
         )
