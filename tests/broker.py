@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.net import HOST, accepts, free_port
+from tests.net import HOST, accepts, free_port, wait_serving
 
 USERNAME = "edge"
 START_TIMEOUT_S = 10.0
@@ -126,18 +125,14 @@ class Broker:
                 cwd=self.workdir,
             )
         ports = [self.port] if self.tls_port is None else [self.port, self.tls_port]
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not all(accepts(port, self.host) for port in ports):
-            code = self._process.poll()
-            if code is not None:
-                raise RuntimeError(f"mosquitto exited with code {code}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"mosquitto did not listen on {ports} within {START_TIMEOUT_S} s:\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.02)
+        wait_serving(
+            self._process,
+            lambda: all(accepts(port, self.host) for port in ports),
+            f"mosquitto on {ports}",
+            self.log_tail,
+            self.stop,
+            START_TIMEOUT_S,
+        )
 
     def stop(self) -> None:
         """SIGTERM (mosquitto saves its persistence file then), SIGKILL if it hangs."""

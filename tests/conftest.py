@@ -7,7 +7,8 @@ them, tests that need them skip with the reason; under CI (``CI`` set) a missing
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,16 @@ def yolo11n() -> Path:
 @pytest.fixture
 def tud_clip() -> Path:
     return shared_file("clips/tud_campus/TUD-Campus.mp4")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def make_detections(

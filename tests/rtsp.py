@@ -17,14 +17,13 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.net import HOST, accepts, free_port
+from tests.net import HOST, accepts, free_port, wait_serving
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).resolve().with_name("rtsp_server.py")
@@ -125,20 +124,14 @@ class RtspServer:
         self._process = process
         threading.Thread(target=self._read_stdout, args=(process, self._ready), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(process,), daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (self._ready.is_set() and accepts(self.port)):
-            code = process.poll()
-            if code is not None:
-                process.wait()
-                time.sleep(0.05)  # let the reader thread take the last stderr lines
-                raise RuntimeError(f"RTSP server exited with code {code}:\n{self.stderr_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"RTSP server not ready on port {self.port} within {START_TIMEOUT_S} s:\n"
-                    f"{self.stderr_tail()}"
-                )
-            time.sleep(0.02)
+        wait_serving(
+            process,
+            lambda: self._ready.is_set() and accepts(self.port),
+            f"RTSP server on port {self.port}",
+            self.stderr_tail,
+            self.stop,
+            START_TIMEOUT_S,
+        )
 
     def kill(self) -> None:
         """SIGKILL (a camera losing power): connections drop at once."""

@@ -18,18 +18,9 @@ import yaml
 
 from edge.aggregate import WindowAggregator
 from edge.live import LiveSource, redact
-from tests.conftest import EXAMPLE, REPO, shared_file
+from tests.conftest import EXAMPLE, REPO, shared_file, wait_until
 
 StartServer = Callable[[dict[str, str]], Any]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def source(url: str, name: str = "cam", **kw: Any) -> tuple[LiveSource, list[tuple[str, bool]]]:

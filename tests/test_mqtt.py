@@ -27,7 +27,7 @@ from edge.mqtt import MqttPublisher
 from edge.policy import DEFAULT_POLICY, load_policy
 from edge.spool import Spool
 from tests.broker import Broker, Received, subscribe
-from tests.conftest import EXAMPLE, REPO
+from tests.conftest import EXAMPLE, REPO, wait_until
 
 POLICY = load_policy(REPO / DEFAULT_POLICY)
 NOTICE = NoticeMessage(
@@ -68,15 +68,6 @@ def windows(first: int, count: int) -> list[CountReport]:
 
 def report_ids(messages: list[Received]) -> list[str]:
     return [json.loads(m.payload)["report_id"] for m in messages]
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
