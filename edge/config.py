@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge.errors import ConfigError, PolicyViolation, validation_lines
 from edge.forbidden import find_forbidden
 from edge.geometry import Anchor, polygon_is_simple
+from edge.motion import MotionConfig
 from edge.riders import RiderConfig
 from edge.track import TrackerConfig
 
@@ -263,6 +264,7 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default_factory=_default_model_dir)
     cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     riders: RiderConfig = Field(default_factory=RiderConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)

@@ -13,6 +13,9 @@ at the boundary, so nothing above them needs to know which library failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -23,6 +26,10 @@ class EdgeError(Exception):
     def lines(self) -> list[str]:
         """One problem per line, as the command line prints them."""
         return str(self).splitlines()
+
+    def __reduce__(self) -> tuple[Callable[[type[EdgeError], str], EdgeError], tuple[Any, ...]]:
+        """Pickled as class and message, so errors cross process boundaries intact."""
+        return _rebuild, (type(self), str(self))
 
 
 class ConfigError(EdgeError):
@@ -66,3 +73,9 @@ def validation_lines(err: ValidationError, prefix: str = "") -> list[str]:
         message = e["msg"].removeprefix("Value error, ")
         lines.append(f"{prefix}{format_location(loc)}: {message}")
     return lines
+
+
+def _rebuild(cls: type[EdgeError], message: str) -> EdgeError:
+    error = Exception.__new__(cls)
+    Exception.__init__(error, message)
+    return error

@@ -26,17 +26,19 @@ from edge.counting import DIRECTIONS, CountEvent, LineCounter, zone_occupancy
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.errors import EdgeError, PolicyViolation
+from edge.frames import Frame
 from edge.gate import CategoryName, EgressGate, GateResult, PublishedReport, Sink, startup_gate
 from edge.manifest import sha256_file
+from edge.motion import MotionGate
 from edge.policy import Policy, load_policy
 from edge.progress import Progress
 from edge.riders import RiderAssociation
 from edge.sinks import CollectSink
-from edge.sources import open_source
+from edge.sources import open_source, prefetched
 from edge.track import ByteTracker, Tracks
 
 T = TypeVar("T")
-STAGES = ("detect", "track", "riders", "count", "aggregate")
+STAGES = ("decode", "motion", "detect", "track", "riders", "count", "aggregate", "publish")
 
 
 def percentiles(values: Sequence[float]) -> tuple[float, float]:
@@ -67,6 +69,8 @@ class CameraPipeline:
             [zone.name for zone in camera.zones],
             settings.window.seconds,
         )
+        self.motion = MotionGate(settings.motion)
+        self._occupancy = {zone.name: np.zeros(len(CATEGORIES), np.int64) for zone in camera.zones}
         self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
     def timed(self, stage: str, work: Callable[..., T], *args: Any) -> T:
@@ -80,8 +84,17 @@ class CameraPipeline:
         """One frame's detections; returns the reports of any windows that closed."""
         tracks = self.timed("track", self.tracker.update, detections, timestamp)
         tracks = self.timed("riders", self.riders.update, tracks)
-        events, occupancy = self.timed("count", self._count, tracks, timestamp)
-        return self.timed("aggregate", self.aggregator.add, timestamp, events, occupancy)
+        events, self._occupancy = self.timed("count", self._count, tracks, timestamp)
+        return self.timed("aggregate", self.aggregator.add, timestamp, events, self._occupancy)
+
+    def needs_detection(self, frame: Frame) -> bool:
+        """The motion gate's word, overruled while a new track waits for its confirmation."""
+        return self.motion.changed(frame.image, frame.timestamp, force=not self.tracker.settled)
+
+    def unchanged(self, timestamp: float) -> list[CountReport]:
+        """A frame the motion gate skipped: the scene is the last detected one, so the zones
+        hold what they held and nothing crossed; the tracker never sees it."""
+        return self.timed("aggregate", self.aggregator.add, timestamp, [], self._occupancy)
 
     def _count(
         self, tracks: Tracks, timestamp: float
@@ -98,6 +111,7 @@ class CameraPipeline:
         """Across a gap in the stream: forget every track (ids keep increasing), keep windows."""
         self.tracker.reset()
         self.riders.reset()
+        self.motion.reset()
         for counter in self.lines:
             counter.reset()
 
@@ -113,6 +127,7 @@ class ClipResult:
     line_names: list[str] = field(default_factory=list)
     zone_names: list[str] = field(default_factory=list)
     frames: int = 0
+    skipped: int = 0  # frames the motion gate kept from the detector (included in ``frames``)
     duration_s: float = 0.0
     wall_s: float = 0.0
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
@@ -163,6 +178,7 @@ class ClipResult:
             "source": self.source,
             "camera": self.camera_id,
             "frames": self.frames,
+            "frames_detected": self.frames - self.skipped,
             "duration_s": round(self.duration_s, 3),
             "interrupted": self.interrupted,
             "stopped_by_policy": self.stopped_by_policy,
@@ -221,6 +237,8 @@ def count_clip(
     sinks: Sequence[Sink] = (),
     origin: float = 0.0,
     audit: AuditLog | None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[], None] | None = None,
 ) -> ClipResult:
     """Run the whole pipeline over a recorded clip, under the legal gate, first frame to last.
 
@@ -231,6 +249,8 @@ def count_clip(
     ``where`` names the camera in error messages (``cameras[0]``); ``sinks`` receive the admitted
     reports besides the result; ``origin`` is the timestamp of the clip's first frame; ``audit``
     is the run's open audit log (one writer per file), else the settings' is opened here.
+    ``max_frames`` ends the clip early (a benchmark's sample); ``on_frame`` is called after each
+    frame (a benchmark's probe).
     """
     policy = load_policy(settings.policy.path())
     decision = startup_gate(settings, policy, [camera], detector.info, today())
@@ -242,7 +262,18 @@ def count_clip(
         notice = camera.notice_url or settings.deployment.notice_url or ""
         gate = EgressGate(policy, audit, [collected, *sinks], notice)
         try:
-            result = _run(camera, settings, detector, where, progress, gate, today, origin)
+            result = _run(
+                camera,
+                settings,
+                detector,
+                where,
+                progress,
+                gate,
+                today,
+                origin,
+                max_frames,
+                on_frame,
+            )
         except EdgeError as err:  # e.g. an unreadable clip: say why the run stopped
             audit.append("stop", error=str(err), frames_persisted=0)
             raise
@@ -270,6 +301,8 @@ def _run(
     gate: EgressGate,
     today: Callable[[], dt.date],
     origin: float,
+    max_frames: int | None,
+    on_frame: Callable[[], None] | None,
 ) -> ClipResult:
     source = open_source(camera.source, camera.id, camera.target_fps, origin)
     camera.check_fits(source.frame_size, where)
@@ -283,32 +316,50 @@ def _run(
         zone_names=[zone.name for zone in camera.zones],
         stage_ms=pipeline.stage_ms,
     )
-    bar = Progress(source.expected_frames, camera.id, enabled=progress)
+    total = source.expected_frames
+    if max_frames is not None:
+        total = min(total or max_frames, max_frames)
+    bar = Progress(total, camera.id, enabled=progress)
     class_names = {cid: name for cid, (name, _) in COUNTED_CLASSES.items()}
+
+    def publish(reports: list[CountReport]) -> None:
+        for report in reports:
+            gate.publish(report, today())
+
+    frames = prefetched(source)
     start = time.perf_counter()
     last_timestamp = 0.0
     try:
-        for frame in source:
-            (detections,) = pipeline.timed("detect", detector.detect, [frame.image])
-            for cat, n in detections.count_by_category().items():
-                result.detections[cat] += n
-            for cid, n in zip(*np.unique(detections.class_id, return_counts=True), strict=True):
-                result.classes[class_names[int(cid)]] += int(n)
-            for report in pipeline.process(frame.timestamp, detections):
-                gate.publish(report, today())
+        while result.frames != max_frames:
+            frame = pipeline.timed("decode", next, frames, None)
+            if frame is None:
+                break
+            if pipeline.timed("motion", pipeline.needs_detection, frame):
+                (detections,) = pipeline.timed("detect", detector.detect, [frame.image])
+                for cat, n in detections.count_by_category().items():
+                    result.detections[cat] += n
+                for cid, n in zip(*np.unique(detections.class_id, return_counts=True), strict=True):
+                    result.classes[class_names[int(cid)]] += int(n)
+                reports = pipeline.process(frame.timestamp, detections)
+            else:
+                result.skipped += 1
+                reports = pipeline.unchanged(frame.timestamp)
+            pipeline.timed("publish", publish, reports)
             result.frames += 1
             last_timestamp = frame.timestamp
             bar.advance()
+            if on_frame is not None:
+                on_frame()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the window
         result.interrupted = True
     except PolicyViolation as stop:  # the policy ran out mid-run: stop processing now
         result.stopped_by_policy = str(stop)
     finally:
+        frames.close()  # joins the decoding thread before the capture goes
         source.close()
         bar.close()
     if not result.stopped_by_policy:
-        for report in pipeline.close():
-            gate.publish(report, today())
+        publish(pipeline.close())
     result.wall_s = time.perf_counter() - start
     result.duration_s = last_timestamp - origin + 1 / source.fps if result.frames else 0.0
     return result

@@ -8,7 +8,9 @@ Live streams arrive in their own module with the same ``FrameSource`` interface.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -148,6 +150,46 @@ class ImageFolderSource:
 
     def close(self) -> None:
         pass
+
+
+def prefetched(frames: Iterable[Frame], depth: int = 2) -> Generator[Frame, None, None]:
+    """The same frames, in order, decoded on a thread of their own up to ``depth`` ahead.
+
+    FFmpeg releases the GIL while it decodes, so decoding the next frame overlaps inference on this
+    one instead of adding to it. Closing the iterator stops and joins the thread, so the caller
+    may release the capture right after; an error in the thread is raised here, in order.
+    """
+    slots: queue.Queue[Frame | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def offer(item: Frame | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if not offer(frame):
+                    return
+            offer(None)
+        except BaseException as err:  # handed over and raised in the consumer
+            offer(err)
+
+    reader = threading.Thread(target=read, name="decode", daemon=True)
+    reader.start()
+    try:
+        while (item := slots.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def open_source(

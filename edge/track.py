@@ -238,6 +238,11 @@ class ByteTracker:
         """Tracks held internally, tentative and coasting ones included."""
         return len(self._ids)
 
+    @property
+    def settled(self) -> bool:
+        """No tentative track waits for its confirming detection in the next frame."""
+        return bool(self._confirmed.all())
+
     def update(self, detections: Detections, timestamp: float) -> Tracks:
         """Advance to ``timestamp`` (seconds, non-decreasing) and associate ``detections``.
 

@@ -30,7 +30,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 
 def test_import_edge_pulls_no_torch_no_ultralytics_no_gui() -> None:
     code = (
-        "import sys, edge, edge.cli, edge.pipeline, edge.detect, edge.sources, edge.config;"
+        "import sys, edge, edge.cli, edge.pipeline, edge.detect, edge.sources, edge.config,"
+        " edge.bench;"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'ultralytics', 'matplotlib', 'tkinter', 'PyQt5', 'PySide6', 'gi')];"
         "print(bad)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -66,3 +67,31 @@ def test_live_urls_are_for_edge_run_and_credentials_never_shown() -> None:
         open_source("rtsp://admin:s3cret@127.0.0.1:8554/cam", "c")
     assert "s3cret" not in str(caught.value)
     assert "rtsp://***@127.0.0.1:8554/cam" in str(caught.value)
+
+
+def test_prefetched_keeps_order_and_stops_cleanly(tud_clip: Path) -> None:
+    import threading
+
+    from edge.sources import prefetched
+
+    source = open_source(str(tud_clip), "cam")
+    frames = prefetched(source, depth=2)
+    assert [next(frames).index for _ in range(5)] == [0, 1, 2, 3, 4]
+    frames.close()  # stops the decoding thread before the capture is released
+    assert not any(t.name == "decode" for t in threading.enumerate())
+    source.close()
+    assert [f.index for f in prefetched(open_source(str(tud_clip), "cam"))] == list(range(71))
+
+
+def test_prefetched_raises_the_readers_error_in_order() -> None:
+    from edge.frames import Frame
+    from edge.sources import prefetched
+
+    def broken() -> Iterator[Frame]:
+        yield Frame("cam", 0, 0.0, np.zeros((2, 2, 3), np.uint8))
+        raise SourceError("cam: stream broke")
+
+    frames = prefetched(broken())
+    assert next(frames).index == 0
+    with pytest.raises(SourceError, match="stream broke"):
+        next(frames)
