@@ -1,5 +1,6 @@
-"""Command line: ``edge count``, ``edge run``, ``edge policy check|show``, ``edge notice``,
-``edge audit verify``, ``edge config validate|schema``, ``edge models info``.
+"""Command line: ``edge count``, ``edge run``, ``edge bench``, ``edge policy check|show``,
+``edge notice``, ``edge audit verify``, ``edge config validate|schema``,
+``edge models info|quantize``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
 a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` adds the traceback.
@@ -25,6 +26,7 @@ from edge.audit import AuditLog, JsonValue
 from edge.config import AuditConfig, CameraConfig, Settings, WindowConfig, load_settings
 from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
+from edge.progress import Progress
 
 EXIT_ERROR = 2
 EXIT_REFUSED = 3  # the legal gate refused: a policy matter, not a typo
@@ -73,6 +75,54 @@ def cmd_models_info(args: argparse.Namespace) -> int:
         f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}"
     )
     return 0
+
+
+def cmd_models_quantize(args: argparse.Namespace) -> int:
+    from edge.quantize import quantize_model
+
+    output = args.output or args.path.with_name(f"{args.path.stem}_int8_static.onnx")
+    bar = Progress(args.frames, "calibration", enabled=not args.quiet)
+    report = quantize_model(args.path, args.clip, output, args.frames, progress=bar.advance)
+    bar.close()
+    mb = 2**20
+    print(
+        f"{report.output}: static INT8 (QDQ), {report.quantize_nodes} quantised tensors, "
+        f"{report.excluded_nodes} box-decoding nodes left in float32, calibrated on "
+        f"{report.calibration_frames} frames of {args.clip.name}, {report.size_before / mb:.1f}"
+        f" -> {report.size_after / mb:.1f} MB in {report.seconds:.0f} s"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Detector limit, our pipeline and the Ultralytics baseline; the ratios are printed last."""
+    from edge.bench import default_baseline_python, markdown, run_bench
+
+    baseline = None if args.no_baseline else args.ultralytics or default_baseline_python()
+    if baseline is None and not args.no_baseline:
+        print(
+            "edge: Ultralytics baseline skipped: no environment at "
+            "benchmarks/.venv-ultralytics (make it with benchmarks/ultralytics-env.sh)",
+            file=sys.stderr,
+        )
+    gt = dict(_path_flag("--gt", v) for v in args.gt)
+    doc = run_bench(
+        args.config, args.model, args.out, args.frames, args.threads, baseline, gt,
+        command=" ".join(["edge", *sys.argv[1:]]),
+    )  # fmt: skip
+    print(markdown(doc))
+    for run in doc["runs"]:
+        figures = ", ".join(f"{k} {v}" for k, v in run["ratios"].items() if v is not None)
+        print(f"{run['camera']} / {run['model']}: {figures}")
+    print(f"written: {args.out}/bench.json, bench.md, stages.png, fps.png, rss.png")
+    return 0
+
+
+def _path_flag(flag: str, value: str) -> tuple[str, Path]:
+    name, _, path = value.partition("=")
+    if not name or not path:
+        raise ConfigError([f"{flag}: expected CAMERA=PATH, got '{value}'"])
+    return name, Path(path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -351,6 +401,31 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--manifest", type=Path, help="manifest file (default: models/manifest.yaml)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_models_info)
+    quantize = models_commands.add_parser(
+        "quantize", help="static INT8 (QDQ) model calibrated on frames of a clip"
+    )
+    quantize.add_argument("path", type=Path, help="float32 YOLO ONNX model")
+    quantize.add_argument("--clip", type=Path, required=True, help="calibration clip")
+    quantize.add_argument("--frames", type=int, default=64, help="calibration frames (spread)")
+    quantize.add_argument("-o", "--output", type=Path, help="default: MODEL_int8_static.onnx")
+    quantize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    quantize.set_defaults(func=cmd_models_quantize)
+
+    bench = commands.add_parser(
+        "bench", help="speed, memory and counts against the detector limit and Ultralytics"
+    )
+    with_config(bench, required=True)
+    bench.add_argument("--model", type=Path, action="append", required=True, help="ONNX model")
+    bench.add_argument("--out", type=Path, required=True, help="folder for JSON, table, plots")
+    bench.add_argument("--frames", type=int, default=0, help="frames per clip (0: all)")
+    bench.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    bench.add_argument("--ultralytics", type=Path, help="python of the baseline environment")
+    bench.add_argument("--no-baseline", action="store_true", help="skip Ultralytics")
+    bench.add_argument(
+        "--gt", action="append", default=[], metavar="CAMERA=PATH",
+        help="MOTChallenge gt.txt (default: gt/gt.txt beside the clip)",
+    )  # fmt: skip
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
