@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.optimize import linear_sum_assignment
 
+from edge.assignment import max_weight_matching
 from edge.detections import COUNTED_CLASS_IDS, Detections, check_array
 from edge.geometry import box_iou
 
@@ -196,12 +196,7 @@ def _assign(
     never displace a strong one.
     """
     score = np.where(allowed & (iou >= threshold), iou, np.float32(0.0))
-    if not score.any():
-        empty = np.empty(0, np.intp)
-        return empty, empty
-    rows, cols = linear_sum_assignment(score, maximize=True)
-    keep = score[rows, cols] > 0
-    return rows[keep].astype(np.intp), cols[keep].astype(np.intp)
+    return max_weight_matching(score)
 
 
 class ByteTracker:
