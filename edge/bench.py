@@ -333,6 +333,7 @@ def run_bench(
     gt: dict[str, Path] | None = None,
     command: str = "",
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+    warn_no_baseline: bool = True,
 ) -> dict[str, Any]:
     """Every recorded camera of ``config`` x every model, each runner in turn; writes
     ``bench.json``, ``bench.md`` and the plots into ``out`` and returns the JSON document."""
@@ -345,6 +346,11 @@ def run_bench(
             raise ModelError(f"{model}: model file not found")
     if baseline_python is not None and not HARNESS.is_file():
         raise ConfigError([f"{HARNESS}: the Ultralytics harness is missing"])
+    if baseline_python is None and warn_no_baseline:
+        say(
+            "Ultralytics baseline skipped: no environment at benchmarks/.venv-ultralytics "
+            "(make it with benchmarks/ultralytics-env.sh)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for camera in cameras:
