@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from edge.detect import OnnxRuntime, YoloDetector
 from edge.errors import ModelError, SourceError
@@ -26,6 +25,7 @@ from edge.quantize import (
     read_calibration_frames,
 )
 from tests.conftest import shared_file
+from tests.test_detector import tiny_model
 
 FRAMES = 4
 
@@ -184,22 +184,7 @@ def test_an_already_quantised_model_is_refused(tmp_path: Path, tud: Path) -> Non
 
 def reshape_model(path: Path, task: str) -> Path:
     """A one-Reshape ONNX graph with a YOLO-shaped output: no convolutions, no box decoding."""
-    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
-    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 512])
-    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 6, 512])
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["images", "shape"], ["output0"], name="reshape")],
-        "tiny",
-        [inp],
-        [out],
-        [shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    model.metadata_props.add(key="task", value=task)
-    model.metadata_props.add(key="names", value="{0: 'person', 1: 'bicycle'}")
-    onnx.save(model, str(path))
-    return path
+    return tiny_model(path, [1, 6, 512], {"task": task, "names": "{0: 'person', 1: 'bicycle'}"})
 
 
 def test_a_model_that_is_not_a_yolo_detector_is_refused(tmp_path: Path, tud: Path) -> None:
