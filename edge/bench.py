@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
-from edge.config import CameraConfig, LineConfig, Settings, load_settings
+from edge.config import CameraConfig, DetectorConfig, LineConfig, Settings, load_settings
 from edge.counting import DIRECTIONS
 from edge.detections import COUNTED_CLASSES
 from edge.errors import ConfigError, EdgeError, ModelError
@@ -125,14 +125,21 @@ class Probe:
 
 
 def measure_limit(
-    model: Path, clip: str, frames: int, threads: int | None, providers: Sequence[str]
+    model: Path, clip: str, frames: int, threads: int | None, detector: DetectorConfig
 ) -> Measurement:
     """(a) ``session.run`` alone on letterboxed frames of the clip, made before the clock starts."""
     from edge.detect import OnnxRuntime
     from edge.detect.yolo import letterbox
     from edge.sources import open_source
 
-    runtime = OnnxRuntime(model, providers, threads)  # type: ignore[arg-type]
+    runtime = OnnxRuntime(
+        model,
+        detector.providers,
+        threads,
+        fp16=detector.fp16,
+        engine_cache=detector.engine_cache,
+        device_id=detector.device_id,
+    )
     source = open_source(clip, "bench")
     blobs = []
     for frame in source:  # a few distinct inputs: the cost does not depend on the picture
@@ -358,7 +365,7 @@ def run_bench(
             say(f"{camera.id} x {model.name}")
             n = frames or _frame_count(camera.source)
             limit = in_fresh_process(
-                measure_limit, model, camera.source, n, threads, settings.detector.providers
+                measure_limit, model, camera.source, n, threads, settings.detector
             )
             sink = out / f"reports-{camera.id}-{model.stem}.jsonl"
             sink.unlink(missing_ok=True)

@@ -7,13 +7,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from edge.config import load_settings
 from edge.detect import OnnxRuntime, YoloDetector
-from edge.detect.runtime import resolve_providers
+from edge.detect.runtime import engine_dir, resolve_providers
 from edge.detections import COUNTED_CLASSES
-from edge.errors import ModelError
+from edge.errors import ConfigError, ModelError
 from tests.conftest import shared_file
 
 # ../shared/models/README.md, yolov8n.onnx on bus.jpg: class, confidence, box in image pixels.
@@ -120,14 +122,146 @@ def test_tiny_detect_model_runs_end_to_end(tmp_path: Path) -> None:
     assert len(found) == 0  # a black frame gives zero scores
 
 
-def test_unavailable_provider_falls_back_to_cpu_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    import onnxruntime as ort
+TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+Chosen = list[tuple[str, dict[str, str]]]
 
-    if "TensorrtExecutionProvider" in ort.get_available_providers():
-        pytest.skip("TensorRT is available here; nothing to fall back from")
+
+@pytest.fixture
+def gpu_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ORT reports TensorRT, CUDA and CPU, as the GPU build does on a Jetson."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return tiny_model(tmp_path / "tiny.onnx", [1, 6, 512], {"names": "{0: 'a', 1: 'b'}"})
+
+
+def names(chosen: Chosen) -> list[str]:
+    return [name for name, _ in chosen]
+
+
+@pytest.mark.usefixtures("gpu_box")
+def test_tensorrt_is_followed_by_cuda_then_cpu(model: Path) -> None:
+    chosen = resolve_providers(["tensorrt"], model, device_id=1)
+    assert names(chosen) == [TRT, CUDA, CPU]
+    assert dict(chosen)[CUDA] == {"device_id": "1"}
+    assert dict(chosen)[CPU] == {}
+    assert names(resolve_providers(["cuda", "tensorrt", "cuda"], model)) == [CUDA, TRT, CPU]
+    assert names(resolve_providers(["cpu", "cuda"], model)) == [CPU, CUDA]  # as listed
+
+
+@pytest.mark.usefixtures("gpu_box")
+def test_tensorrt_options_fp16_and_an_absolute_engine_cache_created(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    trt = dict(resolve_providers(["tensorrt", "cuda", "cpu"], model, engine_cache=Path("c")))[TRT]
+    engines = Path(trt["trt_engine_cache_path"])
+    assert engines.is_absolute() and engines.is_dir()
+    assert engines.parent == tmp_path / "c"
+    assert engines.name.startswith("tiny-") and engines.name.endswith("-fp16")
+    assert trt == {
+        "device_id": "0",
+        "trt_fp16_enable": "True",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(engines),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(tmp_path / "c"),
+    }
+    fp32 = dict(resolve_providers(["tensorrt"], model, fp16=False, engine_cache=Path("c")))[TRT]
+    assert fp32["trt_fp16_enable"] == "False"
+    assert fp32["trt_engine_cache_path"] == str(engines).replace("-fp16", "-fp32")
+
+
+def test_a_changed_model_gets_a_new_engine_folder(model: Path, tmp_path: Path) -> None:
+    first = engine_dir(tmp_path / "c", model, fp16=True)
+    tiny_model(model, [1, 7, 512], {"names": "{0: 'a', 1: 'b', 2: 'c'}"})  # same name, retrained
+    assert engine_dir(tmp_path / "c", model, fp16=True) != first
+
+
+@pytest.mark.usefixtures("gpu_box")
+def test_without_engine_cache_tensorrt_rebuilds_and_says_so(
+    model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level("WARNING"):
-        chosen = resolve_providers(["tensorrt", "cpu"])
-    assert chosen == ["CPUExecutionProvider"]
+        trt = dict(resolve_providers(["tensorrt"], model))[TRT]
+    assert trt == {"device_id": "0", "trt_fp16_enable": "True"}
+    assert "TensorRT builds its engine at every start" in caplog.text
+
+
+@pytest.mark.usefixtures("gpu_box")
+def test_an_unwritable_engine_cache_is_one_line(model: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError) as caught:
+        resolve_providers(["tensorrt"], model, engine_cache=blocker / "cache")
+    (line,) = caught.value.lines
+    assert line.startswith(f"detector.engine_cache: cannot write to {blocker / 'cache'}/tiny-")
+
+
+def test_unavailable_providers_fall_back_to_cpu_with_a_warning(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
+    with caplog.at_level("WARNING"):
+        chosen = resolve_providers(["tensorrt", "cuda"], model, engine_cache=tmp_path / "c")
+    assert chosen == [(CPU, {})]
     assert "TensorrtExecutionProvider is not available" in caplog.text
+    assert "CUDAExecutionProvider is not available" in caplog.text
+    assert not (tmp_path / "c").exists()  # no engine cache on a box without TensorRT
+
+
+@pytest.mark.usefixtures("gpu_box")
+def test_providers_that_fail_to_load_are_reported(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ORT drops an EP whose libraries are missing without raising; a real CPU session stands in.
+    asked: Chosen = []
+    real_session = ort.InferenceSession
+
+    def session(path: str, options: ort.SessionOptions, providers: Chosen) -> object:
+        asked.extend(providers)
+        return real_session(path, options, providers=[CPU])
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    with caplog.at_level("WARNING"):
+        runtime = OnnxRuntime(model, ["tensorrt", "cpu"], engine_cache=tmp_path / "c")
+    assert names(asked) == [TRT, CUDA, CPU]
+    assert runtime.providers == [CPU]
+    assert "TensorrtExecutionProvider failed to load" in caplog.text
+    assert "CUDAExecutionProvider failed to load" in caplog.text
+
+
+def test_a_real_cpu_session_with_gpu_settings_still_runs(
+    yolo11n: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if TRT in ort.get_available_providers():
+        pytest.skip("TensorRT is available here; this is the CPU-only fallback")
+    with caplog.at_level("WARNING"):
+        runtime = OnnxRuntime(
+            yolo11n,
+            ["tensorrt", "cuda", "cpu"],
+            fp16=True,
+            engine_cache=tmp_path / "cache",
+            device_id=0,
+        )
+    assert runtime.providers == [CPU]
+    assert "TensorrtExecutionProvider is not available" in caplog.text
+    assert runtime.run_buffered().shape == (1, 84, 8400)
+
+
+def test_gpu_settings_in_the_configuration() -> None:
+    detector = load_settings().detector
+    assert (detector.fp16, detector.engine_cache, detector.device_id) == (
+        True,
+        Path("var/trt-cache"),
+        0,
+    )
+    assert load_settings(detector={"engine_cache": None}).detector.engine_cache is None
+    with pytest.raises(ConfigError) as caught:
+        load_settings(detector={"providers": ["tensorrt", "gpu"], "device_id": -1})
+    assert caught.value.lines == [
+        "detector.providers[1]: Input should be 'cpu', 'cuda' or 'tensorrt'",
+        "detector.device_id: Input should be greater than or equal to 0",
+    ]

@@ -6,7 +6,9 @@ Everything onnxruntime raises is turned into ``ModelError`` here, naming the fil
 from __future__ import annotations
 
 import ast
+import hashlib
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edge.config import Provider
-from edge.errors import ModelError
+from edge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -87,43 +89,106 @@ def read_model_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
     )
 
 
-def resolve_providers(requested: Sequence[Provider]) -> list[str]:
-    """ORT provider names to ask for, in order; unavailable ones are dropped with a warning.
+def engine_dir(cache: Path, model: Path, fp16: bool) -> Path:
+    """The TensorRT engine folder for this model file and precision, absolute and writable.
 
-    CPU always closes the list, so a model with nodes the GPU provider lacks still runs.
+    ONNX Runtime names an engine after the model's file name and graph, not its weights, input
+    size or precision, so a retrained ``yolo11n.onnx`` would silently reuse the old engine: one
+    folder per file content (sha256) and precision avoids that. Old folders can be deleted.
+    """
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]  # once, at start
+    folder = cache.resolve() / f"{model.stem}-{digest}-{'fp16' if fp16 else 'fp32'}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError([f"detector.engine_cache: cannot write to {folder} ({reason})"]) from err
+    return folder
+
+
+def resolve_providers(
+    requested: Sequence[Provider],
+    model: Path,
+    *,
+    fp16: bool = True,
+    engine_cache: Path | None = None,
+    device_id: int = 0,
+) -> list[tuple[str, dict[str, str]]]:
+    """(ORT provider name, options) pairs for ``ort.InferenceSession(providers=...)``, in order.
+
+    Unavailable providers are dropped with a warning; CPU closes the list when not listed, so a
+    model with nodes the GPU providers lack still runs. ORT gives TensorRT the subgraphs it can
+    build and each other node to the next provider that has it, so when TensorRT is chosen, CUDA
+    follows it (when available, even unlisted) and keeps those nodes on the GPU.
+
+    - ``tensorrt``: on GPU ``device_id``, an FP16 engine when ``fp16``. With ``engine_cache``, the
+      engine built at the first start (minutes on a Jetson) is kept in ``engine_dir`` and loaded
+      in seconds afterwards; the layer timing cache, shared by all models, sits in
+      ``engine_cache`` itself. Without it, every start builds the engine again.
+    - ``cuda``: on GPU ``device_id``.
     """
     available = set(ort.get_available_providers())
-    chosen: list[str] = []
-    for name in requested:
+    gpu = {"device_id": str(device_id)}
+    chosen: list[tuple[str, dict[str, str]]] = []
+    for name in dict.fromkeys([*requested, "cpu"]):  # in order, once each
         ort_name = ORT_PROVIDERS[name]
-        if ort_name in available:
-            chosen.append(ort_name)
-        else:
+        if ort_name not in available:
             log.warning("execution provider %s is not available here; falling back", ort_name)
-    if ORT_PROVIDERS["cpu"] not in chosen:
-        chosen.append(ORT_PROVIDERS["cpu"])
+        elif name == "tensorrt":
+            chosen.append((ort_name, _tensorrt_options(model, fp16, engine_cache) | gpu))
+            if "cuda" not in requested and ORT_PROVIDERS["cuda"] in available:
+                chosen.append((ORT_PROVIDERS["cuda"], dict(gpu)))
+        else:
+            chosen.append((ort_name, dict(gpu) if name == "cuda" else {}))
     return chosen
+
+
+def _tensorrt_options(model: Path, fp16: bool, engine_cache: Path | None) -> dict[str, str]:
+    options = {"trt_fp16_enable": str(fp16)}
+    if engine_cache is None:
+        log.warning("detector.engine_cache is null: TensorRT builds its engine at every start")
+        return options
+    folder = engine_dir(engine_cache, model, fp16)
+    log.info("TensorRT engine cache %s; building an engine takes minutes on a Jetson", folder)
+    return options | {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(folder.parent),
+    }
 
 
 class OnnxRuntime:
     """One inference session for the life of the process."""
 
     def __init__(
-        self, path: Path, providers: Sequence[Provider] = ("cpu",), threads: int | None = None
+        self,
+        path: Path,
+        providers: Sequence[Provider] = ("cpu",),
+        threads: int | None = None,
+        *,
+        fp16: bool = True,
+        engine_cache: Path | None = None,
+        device_id: int = 0,
     ) -> None:
+        """``providers`` and the GPU settings as in ``resolve_providers``; ``self.providers`` is
+        what ORT actually uses, a requested provider that failed to load reported as a warning."""
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        wanted = resolve_providers(providers)
+        wanted = resolve_providers(
+            providers, path, fp16=fp16, engine_cache=engine_cache, device_id=device_id
+        )
         try:
             self.session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as err:  # ORT raises its own untyped exceptions for every bad file
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelError(f"{path}: not a readable ONNX model ({reason})") from err
         in_use = self.session.get_providers()
-        for name in wanted:
+        for name, _ in wanted:
             if name not in in_use:  # ORT falls back silently, e.g. CUDA without its libraries
                 log.warning("execution provider %s failed to load; running without it", name)
         log.info("model %s on %s", path.name, ", ".join(in_use))
