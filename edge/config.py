@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import yaml
@@ -152,6 +153,9 @@ class CameraConfig(Section):
 
 
 class DetectorConfig(Section):
+    """The YOLO ONNX file and how ONNX Runtime runs it; ``device_id`` serves ``cuda`` and
+    ``tensorrt``, ``fp16`` and ``engine_cache`` only ``tensorrt``."""
+
     model: Path = Field(
         default=Path("yolo11n.onnx"),
         description="ONNX file; a bare name is looked up in model_dir.",
@@ -159,10 +163,21 @@ class DetectorConfig(Section):
     confidence: float = Field(default=0.25, gt=0, lt=1, description="Lowest score kept.")
     iou: float = Field(default=0.7, gt=0, le=1, description="Class-wise NMS IoU threshold.")
     providers: list[Provider] = Field(
-        default=["cpu"], min_length=1, description="In order of preference."
+        default=["cpu"],
+        min_length=1,
+        description="In order of preference; unavailable ones are skipped with a warning, CPU "
+        "ends the list. With tensorrt, CUDA runs the nodes TensorRT cannot.",
     )
     threads: int | None = Field(default=None, ge=1, le=64, description="ORT intra-op threads.")
     max_detections: int = Field(default=300, ge=1, le=3000)
+    fp16: bool = Field(default=True, description="TensorRT builds an FP16 engine (else FP32).")
+    engine_cache: Path | None = Field(
+        default=Path("var/trt-cache"),
+        description="Where TensorRT keeps its engines, one folder per model file and precision: "
+        "a build takes minutes on a Jetson, so put it on a volume. Created if missing; null "
+        "builds at every start.",
+    )
+    device_id: int = Field(default=0, ge=0, le=15, description="GPU for cuda and tensorrt.")
 
 
 class WindowConfig(Section):
@@ -240,6 +255,83 @@ class AuditConfig(Section):
     )
 
 
+class DashboardConfig(Section):
+    """``edge dashboard``: the collector and web UI that keeps the published counts of every site.
+
+    It reads the broker settings of ``mqtt`` (host, port, username, password, tls, topic_prefix)
+    and subscribes to ``<topic_prefix>/<site>/...`` for each entry of ``sites``.
+    """
+
+    database: SecretStr = Field(
+        default=SecretStr("sqlite:///var/dashboard.sqlite"),
+        description="SQLAlchemy URL: sqlite:///PATH (default) or "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB; a secret (EDGE_DASHBOARD__DATABASE).",
+    )
+    sites: list[str] = Field(
+        default=["+"],
+        min_length=1,
+        description="Sites to collect, as MQTT topic levels; '+' is every site on the broker.",
+    )
+    client_id: str = Field(
+        default="edge-dashboard",
+        max_length=64,
+        description="MQTT client id of the persistent session that keeps messages while down.",
+    )
+    listen_host: str = Field(default="127.0.0.1", description="Web UI and API address.")
+    listen_port: int = Field(default=8080, ge=1, le=65535)
+    timezone: str = Field(
+        default="UTC", description="IANA time zone of days and hours, e.g. Europe/Paris."
+    )
+    title: str = Field(default="Footfall", max_length=100, description="Title of the web page.")
+    licence: str = Field(default="CC-BY-4.0", max_length=100, description="Licence of exports.")
+    licence_url: str | None = Field(
+        default="https://creativecommons.org/licenses/by/4.0/", pattern=r"^https?://\S+$"
+    )
+    attribution: str | None = Field(
+        default=None, max_length=200, description="Attribution the licence asks re-users to give."
+    )
+    raw_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days each window is kept as received; after that only hourly totals remain.",
+    )
+    hourly_retention_days: int | None = Field(
+        default=None, ge=1, le=36500, description="Days hourly totals are kept; none: forever."
+    )
+    access: Literal["public", "token"] = Field(
+        default="public", description="'public': anyone may read; 'token': the API needs one."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Read token for access 'token' (EDGE_DASHBOARD__TOKEN)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone '{name}', expected e.g. Europe/Paris") from err
+        return name
+
+    @field_validator("sites")
+    @classmethod
+    def _topic_levels(cls, sites: list[str]) -> list[str]:
+        for site in sites:
+            if site != "+" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", site):
+                raise ValueError(f"site '{site}' is neither '+' nor a site name")
+        return sites
+
+    @model_validator(mode="after")
+    def _token_when_needed(self) -> DashboardConfig:
+        if self.access == "token" and (
+            self.token is None or len(self.token.get_secret_value()) < 16
+        ):
+            raise ValueError("access 'token' needs a token of at least 16 characters")
+        return self
+
+
 def shipped(path: Path) -> Path:
     """``path`` as given if it exists or is absolute, else the file shipped beside the package
     (a checkout or an editable install), so defaults work from any working directory."""
@@ -274,6 +366,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("cameras")
     @classmethod

@@ -357,7 +357,7 @@ class EgressGate:
             report = PublishedReport.model_validate(payload)
             problem = self._disagreement(report)
         except ValidationError as err:
-            report, problem = None, _summary(err)
+            report, problem = None, describe_invalid(err)
         if report is None or problem:
             self.dropped += 1
             self._audit.append("egress_drop", reason=problem)
@@ -393,7 +393,7 @@ class EgressGate:
         return ""
 
 
-def _summary(err: ValidationError) -> str:
+def describe_invalid(err: ValidationError) -> str:
     """Why a payload was refused, by field path and error type only: never its values."""
     parts = [".".join(str(p) for p in e["loc"])[:80] + f" ({e['type']})" for e in err.errors()[:5]]
     more = f" and {err.error_count() - 5} more" if err.error_count() > 5 else ""

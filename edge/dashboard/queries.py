@@ -1,0 +1,329 @@
+"""Reading the dashboard's database: counts per bucket, week-on-week, completeness, sites.
+
+Hour and day buckets are summed from the hourly totals, 15-minute buckets from the raw windows
+(so they exist for ``raw_retention_days`` only). Days are the time zone's calendar days (a
+daylight-saving day has 23 or 25 hours); hours are UTC hours, which are the local hours in every
+zone whose offset is whole hours. A window counts in the bucket where it starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, Select, func, or_, select
+
+from edge.counting import Direction
+from edge.dashboard import schema as t
+from edge.gate import CategoryName
+
+Bucket = Literal["15min", "hour", "day"]
+BUCKETS: tuple[Bucket, ...] = ("15min", "hour", "day")
+QUARTER = 900
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a chart, an export or the API asks for: which lines, when, how bucketed."""
+
+    start: int  # Unix seconds, included
+    end: int  # Unix seconds, excluded
+    tz: ZoneInfo
+    bucket: Bucket = "hour"
+    site: str | None = None
+    camera: str | None = None
+    line: str | None = None
+    categories: tuple[CategoryName, ...] = t.CATEGORIES
+    directions: tuple[Direction, ...] = t.DIRECTIONS
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """Passages over one line in one bucket, by direction and category."""
+
+    site: str
+    camera: str
+    line: str
+    start: int
+    end: int
+    counts: dict[Direction, dict[CategoryName, int]] = field(default_factory=dict)
+
+    def total(self) -> int:
+        return sum(n for per in self.counts.values() for n in per.values())
+
+
+def local_midnight(moment: int, tz: ZoneInfo) -> int:
+    day = dt.datetime.fromtimestamp(moment, tz).date()
+    return int(dt.datetime.combine(day, dt.time(), tz).timestamp())
+
+
+def bucket_bounds(moment: int, bucket: Bucket, tz: ZoneInfo) -> tuple[int, int]:
+    """The bucket holding ``moment``: [start, end) in Unix seconds."""
+    if bucket == "15min":
+        start = moment - moment % QUARTER
+        return start, start + QUARTER
+    if bucket == "hour":
+        start = moment - moment % HOUR
+        return start, start + HOUR
+    start = local_midnight(moment, tz)
+    return start, local_midnight(start + 26 * HOUR, tz)
+
+
+def widen(selection: Selection) -> tuple[int, int]:
+    """The selection's range widened to whole buckets."""
+    start = bucket_bounds(selection.start, selection.bucket, selection.tz)[0]
+    last = bucket_bounds(max(selection.end - 1, selection.start), selection.bucket, selection.tz)
+    return start, last[1]
+
+
+def _where(query: Select[Any], selection: Selection) -> Select[Any]:
+    for column, value in (
+        (t.cameras.c.site, selection.site),
+        (t.cameras.c.name, selection.camera),
+        (t.lines.c.name, selection.line),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def counts(engine: Engine, selection: Selection) -> list[CountRow]:
+    """Passages per line and bucket, ordered by site, camera, line and time; buckets without
+    any window received are absent (no data is not zero)."""
+    start, end = widen(selection)
+    columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), t.lines.c.name.label("line")]
+    if selection.bucket == "15min":
+        raw = t.line_counts.c
+        moment = (raw.start - raw.start % QUARTER).label("moment")
+        sums = [func.sum(raw[name]).label(name) for name in t.COUNT_COLUMNS]
+        query = (
+            select(*columns, moment, *sums)
+            .select_from(t.line_counts.join(t.lines).join(t.cameras))
+            .where(raw.start >= start, raw.start < end)
+            .group_by(*columns, moment)
+        )
+    else:
+        hourly = t.line_hours.c
+        query = (
+            select(*columns, hourly.hour.label("moment"), *(hourly[n] for n in t.COUNT_COLUMNS))
+            .select_from(t.line_hours.join(t.lines).join(t.cameras))
+            .where(hourly.hour >= start, hourly.hour < end)
+        )
+    query = _where(query.order_by(*columns, "moment"), selection)
+    rows: dict[tuple[str, str, str, int], CountRow] = {}
+    with engine.connect() as connection:
+        for row in connection.execute(query):
+            lo, hi = bucket_bounds(int(row.moment), selection.bucket, selection.tz)
+            key = (row.site, row.camera, row.line, lo)
+            out = rows.get(key)
+            if out is None:
+                out = rows[key] = CountRow(row.site, row.camera, row.line, lo, hi)
+            for d in selection.directions:
+                per = out.counts.setdefault(d, {})
+                for c in selection.categories:
+                    per[c] = per.get(c, 0) + int(getattr(row, f"{d}_{c}"))
+    return list(rows.values())
+
+
+def totals(rows: Iterable[CountRow]) -> dict[Direction, dict[CategoryName, int]]:
+    """The sum of ``rows`` by direction and category."""
+    out: dict[Direction, dict[CategoryName, int]] = {}
+    for row in rows:
+        for d, per in row.counts.items():
+            into = out.setdefault(d, {})
+            for c, n in per.items():
+                into[c] = into.get(c, 0) + n
+    return out
+
+
+def week_on_week(engine: Engine, selection: Selection, now: float | None = None) -> dict[str, Any]:
+    """The last 7 whole local days against the 7 before them, by direction and category."""
+    now = time.time() if now is None else now
+    today = local_midnight(int(now), selection.tz)
+    week_start = local_midnight(today - 7 * 86400 + 2 * HOUR, selection.tz)
+    before_start = local_midnight(week_start - 7 * 86400 + 2 * HOUR, selection.tz)
+    days = counts(
+        engine,
+        Selection(**{**selection.__dict__, "start": before_start, "end": today, "bucket": "day"}),
+    )
+    this = totals(r for r in days if r.start >= week_start)
+    last = totals(r for r in days if r.start < week_start)
+    change: dict[str, dict[str, float | None]] = {}
+    for d in selection.directions:
+        change[d] = {}
+        for c in selection.categories:
+            before, after = last.get(d, {}).get(c, 0), this.get(d, {}).get(c, 0)
+            change[d][c] = round(100.0 * (after - before) / before, 1) if before else None
+    return {
+        "this_week": {"start": week_start, "end": today, "counts": this},
+        "last_week": {"start": before_start, "end": week_start, "counts": last},
+        "change_percent": change,
+    }
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """How much of the range a camera really reported: windows, seconds watched, offline."""
+
+    site: str
+    camera: str
+    window_s: int | None
+    expected: int
+    received: int
+    partial: int
+    observed_s: float
+    offline_s: float
+    online: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        return min(1.0, self.received / self.expected) if self.expected else None
+
+
+def completeness(
+    engine: Engine, selection: Selection, now: float | None = None
+) -> list[Completeness]:
+    """Per camera: windows received against those expected since it first reported (up to
+    now), partial windows, seconds watched, and offline time from the status topics."""
+    now = int(time.time() if now is None else now)
+    start, end = selection.start, min(selection.end, now)
+    c, h = t.cameras.c, t.camera_hours.c
+    hours = (
+        select(
+            h.camera_id,
+            func.sum(h.windows).label("windows"),
+            func.sum(h.partial).label("partial"),
+            func.sum(h.observed_s).label("observed_s"),
+        )
+        .where(h.hour >= start - start % HOUR, h.hour < end)
+        .group_by(h.camera_id)
+        .subquery()
+    )
+    query = (
+        select(c.id, c.site, c.name, c.window_s, c.first_start, c.online, hours)
+        .select_from(t.cameras.outerjoin(hours, hours.c.camera_id == c.id))
+        .order_by(c.site, c.name)
+    )
+    for column, value in ((c.site, selection.site), (c.name, selection.camera)):
+        if value is not None:
+            query = query.where(column == value)
+    out = []
+    with engine.connect() as connection:
+        cameras = connection.execute(query).all()
+        offline = _offline_seconds(connection, [(r.site, r.id) for r in cameras], start, end)
+    for r in cameras:
+        begin = max(start, r.first_start or end)
+        expected = max(0, (end - begin) // r.window_s) if r.window_s else 0
+        out.append(
+            Completeness(
+                site=r.site,
+                camera=r.name,
+                window_s=r.window_s,
+                expected=int(expected),
+                received=int(r.windows or 0),
+                partial=int(r.partial or 0),
+                observed_s=round(float(r.observed_s or 0.0), 1),
+                offline_s=round(offline.get(r.id, 0.0), 1),
+                online=r.online,
+            )
+        )
+    return out
+
+
+def _offline_seconds(
+    connection: Any, cameras: Sequence[tuple[str, int]], start: int, end: int
+) -> dict[int, float]:
+    """Seconds in [start, end) each camera, or its whole site, said it was offline."""
+    if not cameras or end <= start:
+        return {}
+    e = t.status_events.c
+    site_names = sorted({site for site, _ in cameras})
+    events = connection.execute(
+        select(e.site, e.camera_id, e.at, e.online)
+        .where(e.site.in_(site_names), e.at < end)
+        .where(or_(e.camera_id.is_(None), e.camera_id.in_([cid for _, cid in cameras])))
+        .order_by(e.at, e.id)
+    ).all()
+    by_site: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        by_site[event.site].append(event)
+    out = {}
+    for site, camera in cameras:
+        site_up: bool | None = None
+        camera_up: bool | None = None
+        offline, since = 0.0, start
+        for event in by_site[site]:
+            if event.camera_id not in (None, camera):
+                continue
+            at = max(event.at, start)
+            if site_up is False or camera_up is False:
+                offline += at - since
+            since = at
+            if event.camera_id is None:
+                site_up = event.online
+            else:
+                camera_up = event.online
+        if site_up is False or camera_up is False:
+            offline += end - since
+        out[camera] = offline
+    return out
+
+
+def sites(engine: Engine) -> list[dict[str, Any]]:
+    """Every site with its cameras, their lines and zones, status and notice reference."""
+    s, c = t.sites.c, t.cameras.c
+    with engine.connect() as connection:
+        site_rows = connection.execute(select(t.sites).order_by(s.name)).all()
+        camera_rows = connection.execute(select(t.cameras).order_by(c.site, c.name)).all()
+        names: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for kind, table in (("lines", t.lines), ("zones", t.zones)):
+            for row in connection.execute(select(table).order_by(table.c.name)):
+                names[(kind, row.camera_id)].append(row.name)
+    cameras: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in camera_rows:
+        cameras[row.site].append(
+            {
+                "camera": row.name,
+                "online": row.online,
+                "window_s": row.window_s,
+                "first_start": row.first_start,
+                "last_end": row.last_end,
+                "lines": names[("lines", row.id)],
+                "zones": names[("zones", row.id)],
+            }
+        )
+    return [
+        {
+            "site": row.name,
+            "online": row.online,
+            "policy": row.policy,
+            "policy_sha256": row.policy_sha256,
+            "notice_url": row.notice_url,
+            "has_notice": row.notice is not None,
+            "cameras": cameras[row.name],
+        }
+        for row in site_rows
+    ]
+
+
+def notice(engine: Engine, site: str) -> dict[str, Any] | None:
+    s = t.sites.c
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(s.name, s.policy, s.policy_sha256, s.notice_url, s.notice, s.notice_at).where(
+                s.name == site
+            )
+        ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def rejections(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(t.rejections).order_by(t.rejections.c.reason))
+        return {row.reason: int(row._mapping["count"]) for row in rows}
