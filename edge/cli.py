@@ -1,6 +1,6 @@
 """Command line: ``edge count``, ``edge run``, ``edge bench``, ``edge policy check|show``,
 ``edge notice``, ``edge audit verify``, ``edge config validate|schema``,
-``edge models info|quantize``.
+``edge models info|quantize``, ``edge health``, ``edge dashboard``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
 a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` adds the traceback.
@@ -125,12 +125,46 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     settings = _settings_or_audited_refusal(args.config)
-    for result in run(settings):
+    for result in run(settings, health_file=args.health_file):
         state = "interrupted" if result.interrupted else "done"
         print(
             f"{result.camera_id}: {state}, {result.frames} frames, {len(result.windows)} reports",
             file=sys.stderr,
         )
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """The collector and web UI (the ``dashboard`` extra); SIGINT/SIGTERM end it (exit 0)."""
+    try:
+        from edge.dashboard.service import serve
+    except ImportError as err:
+        raise ConfigError(
+            [f"edge dashboard needs the dashboard extra: pip install 'edge-footfall[dashboard]' "
+             f"({err.name} is missing)"]
+        ) from err  # fmt: skip
+    settings = load_settings(args.config)
+    # uvicorn shuts down on SIGTERM, then raises it again for the handler found at start.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        serve(settings, collect=not args.no_collect)
+    except KeyboardInterrupt:
+        pass  # a requested stop, after a clean shutdown
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 if ``edge run``'s heartbeat is fresh and its process alive, 1 otherwise."""
+    from edge.health import check_health
+
+    if args.file is None:  # 1, not 2: health checkers read anything but 0 and 1 as an error
+        print("unhealthy: no heartbeat file given (--file or EDGE_HEALTH_FILE)")
+        return 1
+    try:
+        print(check_health(args.file, args.max_age))
+    except ValueError as err:
+        print(f"unhealthy: {err}")
+        return 1
     return 0
 
 
@@ -361,7 +395,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the configured cameras to the configured sinks")
     with_config(run, required=True)
+    health_file = os.environ.get("EDGE_HEALTH_FILE")  # edge.health.HEALTH_FILE_ENV
+    run.add_argument(
+        "--health-file", type=Path, default=health_file, metavar="PATH",
+        help="write a heartbeat (figures only) there every 5 s (default: $EDGE_HEALTH_FILE)",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="collect the published counts of every site, chart and export them"
+    )
+    with_config(dashboard, required=True)
+    dashboard.add_argument(
+        "--no-collect", action="store_true", help="serve what is stored, without a broker"
+    )
+    dashboard.set_defaults(func=cmd_dashboard)
+
+    health = commands.add_parser(
+        "health", help="exit 0 if edge run's heartbeat is fresh and its process alive, 1 if not"
+    )
+    health.add_argument(
+        "--file", type=Path, default=health_file, metavar="PATH",
+        help="heartbeat file (default: $EDGE_HEALTH_FILE)",
+    )  # fmt: skip
+    health.add_argument("--max-age", type=float, default=60.0, metavar="SECONDS")
+    health.set_defaults(func=cmd_health)
 
     policy = commands.add_parser("policy", help="the legal gate: check a deployment, show a policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 from edge.aggregate import CountReport
 from edge.audit import AuditLog
@@ -25,6 +27,7 @@ from edge.detect import YoloDetector
 from edge.errors import ConfigError, PolicyViolation
 from edge.frames import Frame
 from edge.gate import CameraStats, EgressGate, NoticeMessage, Sink, StatsMessage, iso, startup_gate
+from edge.health import Heartbeat, HeartbeatWriter
 from edge.live import LiveSource, is_live, redact
 from edge.mqtt import MqttPublisher, home_assistant_discovery
 from edge.notice import render_notice
@@ -63,8 +66,9 @@ def clip_stats(result: ClipResult) -> CameraStats:
     )
 
 
-def run(settings: Settings) -> list[ClipResult]:
-    """Run every camera; returns one result per camera (what was published is in the sinks)."""
+def run(settings: Settings, health_file: Path | None = None) -> list[ClipResult]:
+    """Run every camera; returns one result per camera (what was published is in the sinks).
+    With ``health_file``, a heartbeat is written there every few seconds (``edge.health``)."""
     live = [is_live(camera.source) for camera in settings.cameras]
     if any(live) and not all(live):
         raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
@@ -79,6 +83,8 @@ def run(settings: Settings) -> list[ClipResult]:
         results: list[ClipResult] = []
         if publisher is not None:
             _start_stats(settings, publisher, stats, results, stack)
+        if health_file is not None:
+            _start_heartbeat(health_file, settings, publisher, stats, results, stack)
         if all(live) and settings.cameras:
             audit_start(audit, settings, policy, detector, settings.cameras, decision)
             _run_live(settings, policy, detector, audit, sinks, publisher, stats, results)
@@ -170,6 +176,31 @@ def _start_stats(
     threading.Thread(target=tick, name="stats", daemon=True).start()
     stack.callback(publish)  # last figures at stop (runs after the ticker is told to stop)
     stack.callback(stopping.set)
+
+
+def _start_heartbeat(
+    path: Path,
+    settings: Settings,
+    publisher: MqttPublisher | None,
+    stats: dict[str, CameraStats],
+    results: list[ClipResult],
+    stack: ExitStack,
+) -> None:
+    """Figures for ``edge health`` from what the run keeps up to date (clips: once each ends)."""
+
+    def figures() -> Heartbeat:
+        return Heartbeat(
+            time=time.time(),
+            pid=os.getpid(),
+            cameras=len(settings.cameras),
+            cameras_online=sum(1 for s in list(stats.values()) if s.online),
+            frames_processed=sum(r.frames for r in list(results)),
+            spool_depth=publisher.spool.depth if publisher is not None else None,
+        )
+
+    writer = HeartbeatWriter(path, figures)
+    writer.start()
+    stack.callback(writer.stop)  # before the spool closes: callbacks run last-in first-out
 
 
 class _LiveCamera:

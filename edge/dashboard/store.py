@@ -100,11 +100,16 @@ class Added:
     too_old: int = 0
 
 
+def _keeps_larger(column: str) -> bool:
+    """Peaks and times are kept at their largest; every other figure is summed."""
+    return column.startswith("max_") or column == "last_at"
+
+
 def _accumulate(totals: dict[str, float], values: Mapping[str, float]) -> None:
-    """Add ``values`` into ``totals``; ``max_*`` columns keep the larger (as ``_upsert_add``)."""
+    """Add ``values`` into ``totals`` as ``_upsert_add`` adds them into the table."""
     for column, value in values.items():
         before = totals.get(column, 0)
-        totals[column] = max(before, value) if column.startswith("max_") else before + value
+        totals[column] = max(before, value) if _keeps_larger(column) else before + value
 
 
 def _upsert_add(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -118,7 +123,7 @@ def _upsert_add(connection: Connection, table: Table, rows: list[dict[str, Any]]
     update = {
         c.name: (
             greatest(table.c[c.name], statement.excluded[c.name])
-            if c.name.startswith("max_")
+            if _keeps_larger(c.name)
             else table.c[c.name] + statement.excluded[c.name]
         )
         for c in table.columns
@@ -323,12 +328,9 @@ class Store:
 
     def reject(self, reason: str, at: float) -> None:
         """Count a refused message under its reason (never its content)."""
-        reason = reason[:200]
         with self._write("rejection") as connection:
-            _upsert_add(connection, t.rejections, [{"reason": reason, "count": 1}])
-            connection.execute(
-                t.rejections.update().where(t.rejections.c.reason == reason).values(last_at=int(at))
-            )
+            row = {"reason": reason[:200], "count": 1, "last_at": int(at)}
+            _upsert_add(connection, t.rejections, [row])
 
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:

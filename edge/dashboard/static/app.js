@@ -131,12 +131,17 @@ function drawChart(buckets, directions, categories, counts) {
     }
   }
   svg.append(element("line", { class: "axis", x1: left, x2: width - right, y1: zero, y2: zero }));
-  const every = Math.max(1, Math.ceil(buckets.length / 10));
-  buckets.forEach((b, i) => {
-    if (i % every) return;
-    const x = (xOf(b.start) + xOf(b.end)) / 2;
-    svg.append(element("text", { x, y: height - 14, "text-anchor": "middle" }, label(b.start, counts.bucket)));
-  });
+  // Ticks at even times across the range, written in the dashboard's time zone.
+  const daily = counts.bucket === "day" || t1 - t0 > 3 * 86400e3;
+  const format = new Intl.DateTimeFormat("en-GB", daily
+    ? { timeZone: counts.tz, day: "2-digit", month: "short" }
+    : { timeZone: counts.tz, day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" });
+  for (let i = 0; i <= 8; i++) {
+    const moment = t0 + ((t1 - t0) * i) / 8;
+    const x = xOf(new Date(moment).toISOString());
+    svg.append(element("line", { class: "axis", x1: x, x2: x, y1: height - bottom, y2: height - bottom + 4 }));
+    svg.append(element("text", { x, y: height - 14, "text-anchor": i === 0 ? "start" : i === 8 ? "end" : "middle" }, format.format(moment)));
+  }
   const edge = { x: width - right, "text-anchor": "end" };
   if (directions.includes("in")) svg.append(element("text", { ...edge, y: top - 3 }, "in ↑"));
   if (directions.includes("out")) svg.append(element("text", { ...edge, y: height - bottom + 12 }, "out ↓"));
