@@ -9,6 +9,7 @@ a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` ad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -146,10 +147,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     # uvicorn shuts down on SIGTERM, then raises it again for the handler found at start.
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a requested stop, after a clean shutdown
         serve(settings, collect=not args.no_collect)
-    except KeyboardInterrupt:
-        pass  # a requested stop, after a clean shutdown
     return 0
 
 

@@ -10,7 +10,6 @@ PYTEST_DONT_REWRITE
 
 from __future__ import annotations
 
-import glob
 import itertools
 import os
 import shutil
@@ -27,8 +26,8 @@ _names = itertools.count()
 
 
 def _binaries() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
 
 
 def _as_server_user(command: list[str]) -> list[str]:

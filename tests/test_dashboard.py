@@ -118,10 +118,10 @@ def test_days_are_the_time_zones_calendar_days_across_daylight_saving(engine: En
     midnight = int(dt.datetime(2026, 10, 25, tzinfo=PARIS).timestamp())
     assert midnight == int(dt.datetime(2026, 10, 24, 22, tzinfo=UTC).timestamp())
     store = Store(engine)
-    store.add_reports(
-        "s", [make_report("cam", midnight + 3600 * h, counts={"in": {"pedestrian": 1}}) for h in range(25)],
-        now=midnight + 26 * 3600,
-    )  # fmt: skip
+    hourly = [
+        make_report("cam", midnight + 3600 * h, counts={"in": {"pedestrian": 1}}) for h in range(25)
+    ]
+    store.add_reports("s", hourly, now=midnight + 26 * 3600)
     (paris,) = queries.counts(engine, selection(midnight, midnight + 25 * 3600, "day"))
     assert paris.counts["in"]["pedestrian"] == 25
     assert (paris.end - paris.start) == 25 * 3600
@@ -175,10 +175,12 @@ def test_retention_keeps_hourly_totals_and_refuses_windows_it_could_not_deduplic
 def test_completeness_counts_missing_and_partial_windows_and_offline_time(engine: Engine) -> None:
     store = Store(engine)
     kept = [k for k in range(60) if k not in (10, 11, 12)]
-    store.add_reports(
-        "s", [make_report("cam", MONDAY + 60 * k, partial=k == 59, observed_s=30 if k == 59 else None) for k in kept],
-        now=MONDAY + 3600,
-    )  # fmt: skip
+    last = 59  # cut short: half watched
+    reports = [
+        make_report("cam", MONDAY + 60 * k, partial=k == last, observed_s=30 if k == last else None)
+        for k in kept
+    ]
+    store.add_reports("s", reports, now=MONDAY + 3600)
     store.set_status("s", "cam", True, MONDAY)
     store.set_status("s", "cam", False, MONDAY + 600)
     store.set_status("s", "cam", False, MONDAY + 700)  # a repeat is not a change
@@ -196,9 +198,9 @@ def test_completeness_counts_missing_and_partial_windows_and_offline_time(engine
 
 
 def test_a_database_url_we_cannot_use_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="dashboard.database: 'mysql' is not supported"):
+    with pytest.raises(ConfigError, match=r"dashboard\.database: 'mysql' is not supported"):
         open_engine("mysql://x@localhost/db")
-    with pytest.raises(ConfigError, match="dashboard.database: not a database URL"):
+    with pytest.raises(ConfigError, match=r"dashboard\.database: not a database URL"):
         open_engine("not a url")
 
 

@@ -137,10 +137,10 @@ def test_reports_sent_while_the_dashboard_is_down_wait_on_the_broker(
     first.start()
     assert wait_until(lambda: first.counters.connected)
     first.stop()
-    publish(broker, [
-        (f"edge/{SITE}/cam/counts", make_report("cam", MONDAY + 60 * k, counts={"in": {"pedestrian": 1}}).model_dump_json().encode())
-        for k in range(5)
-    ])  # fmt: skip
+    reports = [
+        make_report("cam", MONDAY + 60 * k, counts={"in": {"pedestrian": 1}}) for k in range(5)
+    ]
+    publish(broker, [(f"edge/{SITE}/cam/counts", r.model_dump_json().encode()) for r in reports])
     second = Collector(broker_settings(broker), DashboardConfig(), store)
     second.start()
     try:
