@@ -7,6 +7,13 @@ their modules (``edge.detect``, ``edge.track``, ``edge.riders``, ``edge.counting
 
 from __future__ import annotations
 
+import os
+
+# ONNX Runtime's Linux builds record usage events under ~/.cache/Microsoft for upload unless this
+# is set before onnxruntime is imported: a counting box sends nothing we did not put in the
+# closed schema, so it is off before any of our modules can import onnxruntime.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from edge.aggregate import CountReport, ZoneOccupancy
 from edge.counting import CountEvent
 from edge.detections import Category, Detections

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,16 @@ def test_count_json_on_a_real_clip(tud_clip: Path, yolo11n: Path) -> None:
     assert doc["detections"]["pedestrian"] >= 71 * 3
     assert set(doc["detections"]) == {"pedestrian", "bike", "vehicle"}
     assert result.stderr == ""  # no progress bar when stdout is not a terminal
+
+
+def test_onnx_runtime_telemetry_is_off_so_nothing_is_recorded_for_upload(
+    yolo11n: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "models", "info", str(yolo11n)],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
