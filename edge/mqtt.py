@@ -68,6 +68,24 @@ def _json(message: Any) -> bytes:
     return json.dumps(message.model_dump(mode="json"), separators=(",", ":")).encode()
 
 
+def authenticate(client: paho.Client, cfg: MqttConfig) -> None:
+    """Username, password, TLS and reconnection back-off from ``cfg``, for any of our clients."""
+    if cfg.username is not None:
+        password = cfg.password.get_secret_value() if cfg.password else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls is not None:
+        try:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file),
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except (OSError, ssl.SSLError, ValueError) as err:
+            raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from err
+    client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+
+
 class MqttPublisher:
     """One broker connection for the whole process; a ``Sink`` for the egress gate."""
 
@@ -102,21 +120,8 @@ class MqttPublisher:
             clean_session=True,
         )
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            try:
-                client.tls_set(
-                    ca_certs=str(cfg.tls.ca_file),
-                    certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                    keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (OSError, ssl.SSLError, ValueError) as err:
-                raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from err
+        authenticate(client, cfg)
         client.max_inflight_messages_set(MAX_IN_FLIGHT)
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from edge.config import DashboardConfig, MqttConfig
 from edge.dashboard.store import Store, StoreError
 from edge.errors import PublishError
 from edge.gate import NoticeMessage, PublishedReport, StatsMessage, describe_invalid
+from edge.mqtt import authenticate
 
 log = logging.getLogger(__name__)
 
@@ -85,27 +85,13 @@ class Collector:
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
-        cfg = self.mqtt
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
             clean_session=False,
             manual_ack=True,
         )
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            try:
-                client.tls_set(
-                    ca_certs=str(cfg.tls.ca_file),
-                    certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                    keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (OSError, ssl.SSLError, ValueError) as err:
-                raise PublishError(f"mqtt.tls: cannot load the certificates ({err})") from err
-        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        authenticate(client, self.mqtt)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
