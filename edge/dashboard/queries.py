@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -148,10 +148,7 @@ def week_on_week(engine: Engine, selection: Selection, now: float | None = None)
     today = local_midnight(int(now), selection.tz)
     week_start = local_midnight(today - 7 * 86400 + 2 * HOUR, selection.tz)
     before_start = local_midnight(week_start - 7 * 86400 + 2 * HOUR, selection.tz)
-    days = counts(
-        engine,
-        Selection(**{**selection.__dict__, "start": before_start, "end": today, "bucket": "day"}),
-    )
+    days = counts(engine, replace(selection, start=before_start, end=today, bucket="day"))
     this = totals(r for r in days if r.start >= week_start)
     last = totals(r for r in days if r.start < week_start)
     change: dict[str, dict[str, float | None]] = {}
