@@ -95,6 +95,9 @@ def test_15_minute_hour_and_day_buckets_sum_the_same_windows(engine: Engine) -> 
     days = queries.counts(engine, selection(*span, "day"))
     assert (len(quarters), len(hours), len(days)) == (24, 6, 1)
     assert total(quarters) == total(hours) == total(days) == expected
+    for bucket in ("15min", "hour", "day"):  # summed in the database, as the summary does
+        summed = queries.totals(engine, selection(*span, bucket, tz=ZoneInfo("UTC")))
+        assert summed["in"]["pedestrian"] == expected and summed["out"]["bike"] == 6 * 60
     assert total(hours, "out", "bike") == 6 * 60
     assert quarters[1].start - quarters[0].start == 900
     assert quarters[0].counts["in"]["pedestrian"] == sum(k % 3 for k in range(15))

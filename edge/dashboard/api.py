@@ -211,7 +211,7 @@ def create_app(
         return {
             "from": iso_local(s.start, s.tz),
             "to": iso_local(s.end, s.tz),
-            "totals": queries.totals(queries.counts(engine, s)),
+            "totals": queries.totals(engine, s),
             "week_on_week": queries.week_on_week(engine, s),
         }
 
