@@ -116,18 +116,27 @@ def counts(engine: Engine, selection: Selection) -> list[CountRow]:
             .where(hourly.hour >= start, hourly.hour < end)
         )
     query = _where(query.order_by(*columns, "moment"), selection)
+    # site, camera, line and moment come first, then the count columns in COUNT_COLUMNS order
+    wanted = [
+        (d, c, 4 + t.COUNT_COLUMNS.index(f"{d}_{c}"))
+        for d in selection.directions
+        for c in selection.categories
+    ]
+    bounds: dict[int, tuple[int, int]] = {}  # many lines share each bucket: its bounds once
     rows: dict[tuple[str, str, str, int], CountRow] = {}
     with engine.connect() as connection:
         for row in connection.execute(query):
-            lo, hi = bucket_bounds(int(row.moment), selection.bucket, selection.tz)
-            key = (row.site, row.camera, row.line, lo)
+            at = int(row[3])
+            span = bounds.get(at)
+            if span is None:
+                span = bounds[at] = bucket_bounds(at, selection.bucket, selection.tz)
+            key = (row[0], row[1], row[2], span[0])
             out = rows.get(key)
             if out is None:
-                out = rows[key] = CountRow(row.site, row.camera, row.line, lo, hi)
-            for d in selection.directions:
+                out = rows[key] = CountRow(row[0], row[1], row[2], *span)
+            for d, c, i in wanted:
                 per = out.counts.setdefault(d, {})
-                for c in selection.categories:
-                    per[c] = per.get(c, 0) + int(getattr(row, f"{d}_{c}"))
+                per[c] = per.get(c, 0) + int(row[i])
     return list(rows.values())
 
 

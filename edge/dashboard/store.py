@@ -21,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, case, create_engine, event, func, select, tuple_
+from sqlalchemy import Connection, Engine, Table, case, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -214,13 +214,18 @@ class Store:
         return added
 
     def _known(self, connection: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``keys`` are stored, looked up by report id (the primary key's first column):
+        SQLite answers ``(report_id, digest) IN (VALUES ...)`` of several pairs with a full scan."""
+        wanted = set(keys)
+        ids = sorted({report_id for report_id, _ in keys})
         known: set[tuple[str, str]] = set()
-        key = tuple_(t.windows.c.report_id, t.windows.c.digest)
-        for i in range(0, len(keys), 500):
+        for i in range(0, len(ids), 500):
             rows = connection.execute(
-                select(t.windows.c.report_id, t.windows.c.digest).where(key.in_(keys[i : i + 500]))
+                select(t.windows.c.report_id, t.windows.c.digest).where(
+                    t.windows.c.report_id.in_(ids[i : i + 500])
+                )
             )
-            known.update((row.report_id, row.digest) for row in rows)
+            known.update(k for k in ((r.report_id, r.digest) for r in rows) if k in wanted)
         return known
 
     def _insert(
@@ -234,6 +239,7 @@ class Store:
         line_rows: list[dict[str, Any]] = []
         zone_rows: list[dict[str, Any]] = []
         hours: dict[tuple[Table, int, int], dict[str, float]] = defaultdict(dict)
+        spans: dict[int, tuple[int, int, int | None]] = {}  # camera: first, last, window length
         for (report_id, key), report in new:
             camera = self.camera_id(connection, site, report.camera)
             start, end = int(report.start), math.ceil(report.end)
@@ -247,7 +253,9 @@ class Store:
                 hours[(t.camera_hours, camera, hour)],
                 {"windows": 1, "partial": int(report.partial), "observed_s": report.observed_s},
             )
-            self._extend_camera(connection, camera, start, end, report.partial)
+            first, last, window_s = spans.get(camera, (start, end, None))
+            full = None if report.partial else end - start
+            spans[camera] = (min(first, start), max(last, end), full or window_s)
             for name, per_direction in report.lines.items():
                 line = self._id(
                     connection, t.lines, self._lines, {"camera_id": camera, "name": name}
@@ -275,9 +283,11 @@ class Store:
                 if of is table
             ]
             _upsert_add(connection, table, rows)
+        for camera, (first, last, window_s) in spans.items():
+            self._extend_camera(connection, camera, first, last, window_s)
 
     def _extend_camera(
-        self, connection: Connection, camera: int, start: int, end: int, partial: bool
+        self, connection: Connection, camera: int, start: int, end: int, window_s: int | None
     ) -> None:
         """The span a camera has reported over, and its window length (of a full window)."""
         c = t.cameras.c
@@ -287,8 +297,8 @@ class Store:
             ),
             "last_end": case((c.last_end.is_(None) | (c.last_end < end), end), else_=c.last_end),
         }
-        if not partial:
-            values["window_s"] = end - start
+        if window_s is not None:
+            values["window_s"] = window_s
         connection.execute(t.cameras.update().where(c.id == camera).values(**values))
 
     # -- status, health and notices ------------------------------------------------------------

@@ -12,6 +12,7 @@ const COLOURS = {
 };
 const SVG = "http://www.w3.org/2000/svg";
 let sites = [];
+let timezone = "UTC";
 let generation = 0; // a newer refresh makes an older one's answers obsolete
 
 async function api(path, params) {
@@ -249,6 +250,7 @@ async function start() {
   try {
     const [config, list] = await Promise.all([api("/api/config"), api("/api/sites")]);
     sites = list;
+    timezone = config.timezone;
     document.title = $("title").textContent = config.title;
     const licence = document.createElement("a");
     licence.href = config.licence_url || "#"; licence.textContent = config.licence;
@@ -260,9 +262,9 @@ async function start() {
     return;
   }
   for (const s of sites) option($("site"), s.site, s.site);
-  const today = new Date();
+  const today = new Intl.DateTimeFormat("en-CA", { timeZone: timezone }).format(new Date()); // YYYY-MM-DD
   // The API's "to" is exclusive, the date picker's inclusive.
-  $("to").value = query.get("to") ? addDays(query.get("to"), -1) : isoDate(today);
+  $("to").value = query.get("to") ? addDays(query.get("to"), -1) : today;
   $("from").value = query.get("from") || addDays($("to").value, -6);
   for (const key of ["site", "bucket"]) if (query.get(key)) $(key).value = query.get(key);
   fillCameras();
