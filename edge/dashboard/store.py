@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -151,7 +152,8 @@ def zone_columns(per_category: dict[CategoryName, ZoneFigures], seconds: float) 
 
 
 class Store:
-    """The collector's side of the database. Not thread-safe: one collector thread writes."""
+    """The writing side of the database: the collector's messages and the retention pass, one
+    transaction at a time (a lock), while the web server reads through its own connections."""
 
     def __init__(self, engine: Engine, raw_retention_days: int = 90) -> None:
         self.engine = engine
@@ -160,6 +162,7 @@ class Store:
         self._cameras: dict[tuple[str, str], int] = {}
         self._lines: dict[tuple[int, str], int] = {}
         self._zones: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()
 
     # -- ids of sites, cameras, lines and zones, created on first sight -------------------------
 
@@ -347,7 +350,7 @@ class Store:
         """One transaction; a database error becomes ``StoreError`` and the id caches are
         dropped, since what they cached may have been rolled back."""
         try:
-            with self.engine.begin() as connection:
+            with self._lock, self.engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as err:
             for cache in (self._sites, self._cameras, self._lines, self._zones):
