@@ -132,14 +132,7 @@ def measure_limit(
     from edge.detect.yolo import letterbox
     from edge.sources import open_source
 
-    runtime = OnnxRuntime(
-        model,
-        detector.providers,
-        threads,
-        fp16=detector.fp16,
-        engine_cache=detector.engine_cache,
-        device_id=detector.device_id,
-    )
+    runtime = OnnxRuntime.configured(model, detector, threads)
     source = open_source(clip, "bench")
     blobs = []
     for frame in source:  # a few distinct inputs: the cost does not depend on the picture

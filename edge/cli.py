@@ -27,6 +27,7 @@ from edge.audit import AuditLog, JsonValue
 from edge.config import AuditConfig, CameraConfig, Settings, WindowConfig, load_settings
 from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
+from edge.health import HEALTH_FILE_ENV
 from edge.progress import Progress
 
 EXIT_ERROR = 2
@@ -394,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the configured cameras to the configured sinks")
     with_config(run, required=True)
-    health_file = os.environ.get("EDGE_HEALTH_FILE")  # edge.health.HEALTH_FILE_ENV
+    health_file = os.environ.get(HEALTH_FILE_ENV)
     run.add_argument(
         "--health-file", type=Path, default=health_file, metavar="PATH",
         help="write a heartbeat (figures only) there every 5 s (default: $EDGE_HEALTH_FILE)",

@@ -49,14 +49,7 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
 
 def build_detector(settings: Settings) -> YoloDetector:
     cfg = settings.detector
-    runtime = OnnxRuntime(
-        settings.model_path(),
-        cfg.providers,
-        cfg.threads,
-        fp16=cfg.fp16,
-        engine_cache=cfg.engine_cache,
-        device_id=cfg.device_id,
-    )
+    runtime = OnnxRuntime.configured(settings.model_path(), cfg, cfg.threads)
     detector = YoloDetector(runtime, cfg.confidence, cfg.iou, cfg.max_detections)
     detector.warm_up()
     return detector

@@ -65,7 +65,7 @@ def publish(broker: Broker, messages: list[tuple[str, bytes]]) -> None:
         client.loop_stop()
 
 
-def hour_total(store: Store) -> int:
+def pedestrians_in(store: Store) -> int:
     rows = queries.counts(store.engine, queries.Selection(MONDAY, MONDAY + 86400, PARIS, "day"))
     return sum(r.counts["in"]["pedestrian"] for r in rows)
 
@@ -100,7 +100,7 @@ def test_bad_messages_are_counted_by_reason_and_never_stop_the_collector(
         "stats: not a well-formed report: schema_version (missing); time (missing); "
         "cameras (missing); spool_depth (missing); reports_published (missing) and 1 more": 1,
     }
-    assert hour_total(store) == 3
+    assert pedestrians_in(store) == 3
     assert queries.notice(store.engine, SITE)["notice"] == NOTICE.notice  # type: ignore[index]
 
 
@@ -127,7 +127,7 @@ def test_a_spooled_backlog_arrives_late_out_of_order_and_is_stored_once(
         assert wait_until(lambda: collector.counters.duplicates == 1)
     finally:
         publisher.stop(2)
-    assert hour_total(store) == sum(range(8))
+    assert pedestrians_in(store) == sum(range(8))
 
 
 def test_reports_sent_while_the_dashboard_is_down_wait_on_the_broker(

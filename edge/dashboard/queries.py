@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, Table, func, or_, select
 
 from edge.counting import Direction
 from edge.dashboard import schema as t
@@ -54,9 +54,6 @@ class CountRow:
     end: int
     counts: dict[Direction, dict[CategoryName, int]] = field(default_factory=dict)
 
-    def total(self) -> int:
-        return sum(n for per in self.counts.values() for n in per.values())
-
 
 def local_midnight(moment: int, tz: ZoneInfo) -> int:
     day = dt.datetime.fromtimestamp(moment, tz).date()
@@ -82,6 +79,17 @@ def widen(selection: Selection) -> tuple[int, int]:
     return start, last[1]
 
 
+def _counted(selection: Selection) -> tuple[Table, ColumnElement[int], list[Any]]:
+    """Where the selection's passages are read (raw windows for 15-minute buckets, hourly totals
+    otherwise), that table's time column, and the conditions of its range widened to buckets."""
+    start, end = widen(selection)
+    if selection.bucket == "15min":
+        table, at = t.line_counts, t.line_counts.c.start
+    else:
+        table, at = t.line_hours, t.line_hours.c.hour
+    return table, at, [at >= start, at < end]
+
+
 def _where(query: Select[Any], selection: Selection) -> Select[Any]:
     for column, value in (
         (t.cameras.c.site, selection.site),
@@ -96,25 +104,15 @@ def _where(query: Select[Any], selection: Selection) -> Select[Any]:
 def counts(engine: Engine, selection: Selection) -> list[CountRow]:
     """Passages per line and bucket, ordered by site, camera, line and time; buckets without
     any window received are absent (no data is not zero)."""
-    start, end = widen(selection)
+    table, when, in_range = _counted(selection)
     columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), t.lines.c.name.label("line")]
-    if selection.bucket == "15min":
-        raw = t.line_counts.c
-        moment = (raw.start - raw.start % QUARTER).label("moment")
-        sums = [func.sum(raw[name]).label(name) for name in t.COUNT_COLUMNS]
-        query = (
-            select(*columns, moment, *sums)
-            .select_from(t.line_counts.join(t.lines).join(t.cameras))
-            .where(raw.start >= start, raw.start < end)
-            .group_by(*columns, moment)
-        )
-    else:
-        hourly = t.line_hours.c
-        query = (
-            select(*columns, hourly.hour.label("moment"), *(hourly[n] for n in t.COUNT_COLUMNS))
-            .select_from(t.line_hours.join(t.lines).join(t.cameras))
-            .where(hourly.hour >= start, hourly.hour < end)
-        )
+    query = select(*columns).select_from(table.join(t.lines).join(t.cameras)).where(*in_range)
+    if selection.bucket == "15min":  # raw windows, summed per quarter
+        moment = (when - when % QUARTER).label("moment")
+        sums = [func.sum(table.c[name]).label(name) for name in t.COUNT_COLUMNS]
+        query = query.add_columns(moment, *sums).group_by(*columns, moment)
+    else:  # hourly totals: one row per line and hour already
+        query = query.add_columns(when.label("moment"), *(table.c[n] for n in t.COUNT_COLUMNS))
     query = _where(query.order_by(*columns, "moment"), selection)
     # site, camera, line and moment come first, then the count columns in COUNT_COLUMNS order
     wanted = [
@@ -143,17 +141,9 @@ def counts(engine: Engine, selection: Selection) -> list[CountRow]:
 def totals(engine: Engine, selection: Selection) -> dict[Direction, dict[CategoryName, int]]:
     """Passages over the selection's range (widened to whole buckets), summed in the database:
     a total over 90 days of a whole site never builds its rows in Python."""
-    start, end = widen(selection)
-    if selection.bucket == "15min":
-        table, moment = t.line_counts, t.line_counts.c.start
-    else:
-        table, moment = t.line_hours, t.line_hours.c.hour
+    table, _, in_range = _counted(selection)
     sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in t.COUNT_COLUMNS]
-    query = (
-        select(*sums)
-        .select_from(table.join(t.lines).join(t.cameras))
-        .where(moment >= start, moment < end)
-    )
+    query = select(*sums).select_from(table.join(t.lines).join(t.cameras)).where(*in_range)
     with engine.connect() as connection:
         row = connection.execute(_where(query, selection)).one()
     return {
@@ -174,7 +164,7 @@ def week_on_week(engine: Engine, selection: Selection, now: float | None = None)
     for d in selection.directions:
         change[d] = {}
         for c in selection.categories:
-            before, after = last.get(d, {}).get(c, 0), this.get(d, {}).get(c, 0)
+            before, after = last[d][c], this[d][c]
             change[d][c] = round(100.0 * (after - before) / before, 1) if before else None
     return {
         "this_week": {"start": week_start, "end": today, "counts": this},
@@ -226,9 +216,7 @@ def completeness(
         .select_from(t.cameras.outerjoin(hours, hours.c.camera_id == c.id))
         .order_by(c.site, c.name)
     )
-    for column, value in ((c.site, selection.site), (c.name, selection.camera)):
-        if value is not None:
-            query = query.where(column == value)
+    query = _where(query, replace(selection, line=None))  # per camera: no line to filter on
     out = []
     with engine.connect() as connection:
         cameras = connection.execute(query).all()

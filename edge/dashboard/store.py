@@ -1,6 +1,7 @@
 """Writing to the dashboard's database: reports, status, notices, rejections, retention.
 
-One writer (the collector) and many readers (the web server). Every report is kept twice at
+One writer at a time (the collector, the retention pass) and many readers (the web server).
+Every report is kept twice at
 arrival: as its window (until ``raw_retention_days``) and added into hourly totals (kept until
 ``hourly_retention_days``, or forever), in one transaction, so the two never disagree.
 """
@@ -167,13 +168,12 @@ class Store:
     # -- ids of sites, cameras, lines and zones, created on first sight -------------------------
 
     def _site(self, connection: Connection, site: str) -> None:
-        if site not in self._sites:
-            if (
-                connection.execute(select(t.sites.c.name).where(t.sites.c.name == site)).first()
-                is None
-            ):
-                connection.execute(t.sites.insert().values(name=site))
-            self._sites.add(site)
+        if site in self._sites:
+            return
+        known = connection.execute(select(t.sites.c.name).where(t.sites.c.name == site)).first()
+        if known is None:
+            connection.execute(t.sites.insert().values(name=site))
+        self._sites.add(site)
 
     def _id(
         self, connection: Connection, table: Table, cache: dict[Any, int], key: dict[str, Any]

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from edge.config import Provider
+from edge.config import DetectorConfig, Provider
 from edge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,18 @@ class OnnxRuntime:
                 self.session.get_outputs()[0].name,
                 ort.OrtValue.ortvalue_from_numpy(self._output_buffer),
             )
+
+    @classmethod
+    def configured(cls, path: Path, detector: DetectorConfig, threads: int | None) -> OnnxRuntime:
+        """A session with the providers and GPU settings of the ``detector`` section."""
+        return cls(
+            path,
+            detector.providers,
+            threads,
+            fp16=detector.fp16,
+            engine_cache=detector.engine_cache,
+            device_id=detector.device_id,
+        )
 
     def run(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(B, 3, H, W) float32 -> raw output (B, 4 + nc, N), a new array."""
