@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.app import build_detector, count
 from edge.cli import _line_flag
 from edge.config import CameraConfig, LineConfig, load_settings
 from edge.detections import Category
 from edge.evaluation import count_error, read_mot_gt, true_crossings
-from edge.pipeline import build_detector, count_clip
 
 DEFAULT_LINES = [  # for a 640x480 view where people walk left and right
     "x160=160,0,160,480",
@@ -45,7 +45,7 @@ def evaluate(
     camera = CameraConfig(
         id="bench", location="benchmark replay", source=clip, target_fps=target_fps, lines=lines
     )
-    result = count_clip(camera, settings, build_detector(settings), progress=False)
+    result = count(settings, camera, detector=build_detector(settings), progress=False)
     totals = result.line_totals()
     truth_tracks = read_mot_gt(gt)
     rows = []

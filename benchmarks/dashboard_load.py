@@ -53,7 +53,7 @@ from sqlalchemy.engine import make_url
 
 from edge.dashboard import schema as t
 from edge.dashboard.store import Store, migrate, open_engine
-from edge.gate import NoticeMessage, PublishedReport, iso, report_id
+from edge.schema import NoticeMessage, PublishedReport, iso, report_id
 
 WINDOW_S = 60
 DAY = 86400

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.detect import OnnxRuntime, YoloDetector
+from edge.detect.detector import YoloDetector
+from edge.detect.runtime import OnnxRuntime
 from edge.sources import open_source
 
 

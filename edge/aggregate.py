@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.counting import DIRECTIONS, CountEvent, Direction
+from edge.counting import CountEvent
 from edge.detections import CATEGORIES, Category
+from edge.schema import DIRECTIONS, Direction
 
 
 @dataclass(frozen=True)

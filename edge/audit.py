@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -204,6 +205,9 @@ class AuditLog:
     Opening an existing file verifies it first and continues its chain; a file that does not
     verify raises AuditError and is left untouched, so a tampered log is never silently extended.
     ``clock`` returns an aware datetime (tests inject a fixed one).
+
+    Thread-safe: the pipeline and the MQTT drain thread (spool drops) append to one log, and
+    two appends that overlapped would take the same ``seq`` and trip the size check.
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = _utc_now) -> None:
@@ -231,6 +235,7 @@ class AuditLog:
         self._last = check.last_hash
         self._size = scan.size
         self._closed = False
+        self._lock = threading.Lock()  # one append at a time: seq, time, hash and write agree
 
     @property
     def path(self) -> Path:
@@ -252,27 +257,32 @@ class AuditLog:
             raise ValueError(f"audit fields cannot use the reserved keys {reserved}")
         for name, value in fields.items():
             _check_value(value, name)
-        moment = self._clock()
-        if moment.tzinfo is None:
-            raise ValueError("the audit clock must return an aware datetime")
-        time = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        entry: dict[str, Any] = {"seq": self._seq, "time": time, "event": event, "prev": self._last}
-        entry.update(fields)
-        try:
-            entry["hash"] = entry_hash(entry)
-            line = _line(entry)
-        except (ValueError, UnicodeEncodeError) as err:
-            raise ValueError(f"audit entry cannot be written as JSON: {err}") from err
-        self._write(line)
-        self._seq += 1
-        self._last = entry["hash"]
+        with self._lock:
+            if self._closed:  # closed by another thread (or a failed write) meanwhile
+                raise ValueError(f"{self._path}: append on a closed audit log")
+            moment = self._clock()  # read here: times follow seq
+            if moment.tzinfo is None:
+                raise ValueError("the audit clock must return an aware datetime")
+            time = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            entry: dict[str, Any] = {"seq": self._seq, "time": time, "event": event}
+            entry["prev"] = self._last
+            entry.update(fields)
+            try:
+                entry["hash"] = entry_hash(entry)
+                line = _line(entry)
+            except (ValueError, UnicodeEncodeError) as err:
+                raise ValueError(f"audit entry cannot be written as JSON: {err}") from err
+            self._write(line)
+            self._seq += 1
+            self._last = entry["hash"]
         return cast("dict[str, JsonValue]", json.loads(line))
 
     def _write(self, line: bytes) -> None:
-        """One write of the whole line, then flush and fsync; on any failure the log is closed."""
+        """One write of the whole line, then flush and fsync; on any failure the log is closed.
+        Called with ``_lock`` held."""
         try:
             if os.fstat(self._file.fileno()).st_size != self._size:
-                self.close()
+                self._shut()
                 raise AuditError(
                     f"{self._path}: the audit log changed since it was opened (another writer?)"
                 )
@@ -280,14 +290,20 @@ class AuditLog:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as err:
-            self.close()
+            self._shut()
             raise AuditError(f"{self._path}: cannot write the audit log ({err.strerror})") from err
         if written != len(line):
-            self.close()
+            self._shut()
             raise AuditError(f"{self._path}: short write to the audit log, last line is torn")
         self._size += written
 
     def close(self) -> None:
+        """Close the file; waits for an append under way, so its line is whole."""
+        with self._lock:
+            self._shut()
+
+    def _shut(self) -> None:
+        """Close; the caller holds ``_lock``."""
         if not self._closed:
             self._closed = True
             self._file.close()

@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
-from edge.config import CameraConfig, DetectorConfig, LineConfig, Settings, load_settings
+from edge.config import (
+    CameraConfig,
+    DetectorConfig,
+    LineConfig,
+    Settings,
+    load_settings,
+    with_overrides,
+)
 from edge.counting import DIRECTIONS
 from edge.detections import COUNTED_CLASSES
 from edge.errors import ConfigError, EdgeError, ModelError
@@ -128,7 +135,7 @@ def measure_limit(
     model: Path, clip: str, frames: int, threads: int | None, detector: DetectorConfig
 ) -> Measurement:
     """(a) ``session.run`` alone on letterboxed frames of the clip, made before the clock starts."""
-    from edge.detect import OnnxRuntime
+    from edge.detect.runtime import OnnxRuntime
     from edge.detect.yolo import letterbox
     from edge.sources import open_source
 
@@ -154,8 +161,8 @@ def measure_limit(
 def measure_edge(
     config: Path, camera_id: str, model: Path, frames: int, threads: int | None, sink: Path
 ) -> Measurement:
-    """(b) ``count_clip``: decode, motion gate, detect, track, count, aggregate, egress gate."""
-    from edge.pipeline import build_detector, count_clip
+    """(b) ``edge.app.count``: decode, motion gate, detect, track, count, aggregate, egress gate."""
+    from edge.app import build_detector, count
     from edge.sinks import JsonlSink
 
     settings = _settings_for(config, model, threads, sink.parent / "audit.jsonl")
@@ -164,14 +171,15 @@ def measure_edge(
     jsonl = JsonlSink(sink)
     probe = Probe()
     try:
-        result = count_clip(
-            camera, settings, detector, sinks=[jsonl], max_frames=frames or None, on_frame=probe
-        )
+        result = count(
+            settings, camera, detector=detector, progress=False, sinks=[jsonl],
+            max_frames=frames or None, on_frame=probe,
+        )  # fmt: skip
     finally:
         jsonl.close()
     line = camera.lines[0].name if camera.lines else None
     counts = result.line_totals()[line] if line else None
-    stage_ms = {s: sum(ms) / max(result.frames, 1) for s, ms in result.stage_ms.items()}
+    stage_ms = result.times.mean_per_frame(result.frames)
     return probe.measurement(
         "edge",
         stage_ms=stage_ms,
@@ -185,12 +193,9 @@ def measure_edge(
 
 
 def _settings_for(config: Path, model: Path, threads: int | None, audit: Path) -> Settings:
-    settings = load_settings(config)
-    return settings.model_copy(
-        update={
-            "detector": settings.detector.model_copy(update={"model": model, "threads": threads}),
-            "audit": settings.audit.model_copy(update={"path": audit}),
-        }
+    return with_overrides(
+        load_settings(config),
+        {"detector": {"model": model, "threads": threads}, "audit": {"path": audit}},
     )
 
 

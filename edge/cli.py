@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from edge.audit import AuditLog, JsonValue
-from edge.config import AuditConfig, CameraConfig, Settings, WindowConfig, load_settings
+from edge.config import AuditConfig, CameraConfig, Settings, load_settings, with_overrides
 from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
 from edge.health import HEALTH_FILE_ENV
@@ -47,7 +47,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_models_info(args: argparse.Namespace) -> int:
-    from edge.detect import OnnxRuntime
+    from edge.detect.runtime import OnnxRuntime
     from edge.manifest import load_manifest, sha256_file
 
     runtime = OnnxRuntime(args.path)
@@ -123,14 +123,15 @@ def _path_flag(flag: str, value: str) -> tuple[str, Path]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Every configured camera to the configured sinks; SIGINT/SIGTERM end it cleanly (exit 0)."""
-    from edge.run import run
+    from edge.app import run
 
     signal.signal(signal.SIGTERM, _interrupt)
     settings = _settings_or_audited_refusal(args.config)
     for result in run(settings, health_file=args.health_file):
         state = "interrupted" if result.interrupted else "done"
         print(
-            f"{result.camera_id}: {state}, {result.frames} frames, {len(result.windows)} reports",
+            f"{result.camera_id}: {state}, {result.frames} frames "
+            f"({result.skipped} unchanged, not detected), {result.reports_published} reports",
             file=sys.stderr,
         )
     return 0
@@ -170,7 +171,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     """Every start-up gate decision for every camera; exit 0 if the deployment may start."""
-    from edge.detect import OnnxRuntime
+    from edge.detect.runtime import OnnxRuntime
     from edge.gate import startup_gate
     from edge.policy import load_policy
 
@@ -296,30 +297,30 @@ def _zone_flag(value: str) -> dict[str, Any]:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    from edge.pipeline import build_detector, count_clip
+    from edge.app import count
 
     settings = _settings_or_audited_refusal(args.config)
     if args.model is not None:
-        detector_cfg = settings.detector.model_copy(update={"model": args.model})
-        settings = settings.model_copy(update={"detector": detector_cfg})
+        settings = _override(settings, "--model", {"detector": {"model": args.model}})
     if args.window is not None:
-        try:
-            window = WindowConfig(seconds=args.window)
-        except ValidationError as err:
-            raise ConfigError(validation_lines(err, prefix="--window: ")) from err
-        settings = settings.model_copy(update={"window": window})
+        settings = _override(settings, "--window", {"window": {"seconds": args.window}})
     camera, where = _camera_for(args, settings)
-    detector = build_detector(settings)
     signal.signal(signal.SIGTERM, _interrupt)  # a service stop ends the run like Ctrl-C
-    result = count_clip(
-        camera, settings, detector, where, progress=not args.json and not args.quiet
-    )
+    result = count(settings, camera, where, progress=not args.json and not args.quiet)
     doc = result.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print_summary(doc)
     return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _override(settings: Settings, flag: str, changes: dict[str, Any]) -> Settings:
+    """A flag's value validated like the file's; an error names the flag."""
+    try:
+        return with_overrides(settings, changes)
+    except ConfigError as err:
+        raise ConfigError([f"{flag}: {line}" for line in err.lines]) from err
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -31,11 +32,11 @@ from edge.forbidden import find_forbidden
 from edge.geometry import Anchor, polygon_is_simple
 from edge.motion import MotionConfig
 from edge.riders import RiderConfig
+from edge.schema import NAME_RE, TOPIC_PREFIX_PATTERN, URL_MAX_LENGTH, URL_PATTERN, Name
 from edge.track import TrackerConfig
 
 Point = tuple[float, float]
 Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 SHARED_MODEL_DIR = Path("../shared/models")
 
 
@@ -91,7 +92,7 @@ class CameraConfig(Section):
     )
     notice_url: str | None = Field(
         default=None,
-        pattern=r"^https?://\S+$",
+        pattern=URL_PATTERN,
         description="This camera's own public notice, when not the deployment's.",
     )
     source: str = Field(
@@ -197,7 +198,7 @@ class MqttConfig(Section):
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
-    topic_prefix: str = Field(default="edge", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    topic_prefix: str = Field(default="edge", pattern=TOPIC_PREFIX_PATTERN)
     site: Name = "site"
     client_id: str | None = Field(default=None, max_length=64, description="Default edge-<site>.")
     username: str | None = None
@@ -244,7 +245,7 @@ class DeploymentConfig(Section):
     purpose: str | None = Field(default=None, max_length=100)
     legal_basis: str | None = Field(default=None, max_length=300)
     dpo_contact: str | None = Field(default=None, max_length=200)
-    notice_url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=300)
+    notice_url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=URL_MAX_LENGTH)
     signage_reference: str | None = Field(default=None, max_length=200)
     retention_days: int | None = Field(default=None, ge=1, le=3650)
 
@@ -285,7 +286,7 @@ class DashboardConfig(Section):
     title: str = Field(default="Footfall", max_length=100, description="Title of the web page.")
     licence: str = Field(default="CC-BY-4.0", max_length=100, description="Licence of exports.")
     licence_url: str | None = Field(
-        default="https://creativecommons.org/licenses/by/4.0/", pattern=r"^https?://\S+$"
+        default="https://creativecommons.org/licenses/by/4.0/", pattern=URL_PATTERN
     )
     attribution: str | None = Field(
         default=None, max_length=200, description="Attribution the licence asks re-users to give."
@@ -319,7 +320,7 @@ class DashboardConfig(Section):
     @classmethod
     def _topic_levels(cls, sites: list[str]) -> list[str]:
         for site in sites:
-            if site != "+" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", site):
+            if site != "+" and not NAME_RE.fullmatch(site):
                 raise ValueError(f"site '{site}' is neither '+' nor a site name")
         return sites
 
@@ -437,3 +438,37 @@ def config_sha256(settings: Settings) -> str:
         settings.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class _Overridden(Settings):
+    """Settings validated from given values only: the environment was read once already."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """``settings`` with ``changes`` (nested like the file: ``{"detector": {"model": ...}}``),
+    validated like the file; flags win over the environment, which wins over the file."""
+    try:
+        return _Overridden(**_merged(settings.model_dump(), changes))
+    except ValidationError as err:
+        raise ConfigError(validation_lines(err)) from err

@@ -23,7 +23,6 @@ stay in this module's memory: events carry the line, direction, category and tim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,10 +30,9 @@ import numpy.typing as npt
 from edge.config import LineConfig, ZoneConfig
 from edge.detections import CATEGORIES, Category
 from edge.geometry import anchor_points, points_in_polygon, segments_intersect, side_of_line
+from edge.schema import DIRECTIONS as DIRECTIONS  # re-exported: the published direction names
+from edge.schema import Direction as Direction
 from edge.track import Tracks
-
-Direction = Literal["in", "out"]
-DIRECTIONS: tuple[Direction, ...] = ("in", "out")
 
 
 @dataclass(frozen=True, slots=True)

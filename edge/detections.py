@@ -9,13 +9,15 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
+from edge.schema import CATEGORY_NAMES
+
 
 class Category(str, Enum):
-    """What the product counts. Everything else is dropped inside the detector."""
+    """What the product counts. Everything else is dropped inside the detector.
 
-    PEDESTRIAN = "pedestrian"
-    BIKE = "bike"
-    VEHICLE = "vehicle"
+    The values are the published names, ``edge.schema.CategoryName``, in the same order."""
+
+    PEDESTRIAN, BIKE, VEHICLE = CATEGORY_NAMES
 
 
 CATEGORIES: tuple[Category, ...] = tuple(Category)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -48,3 +48,44 @@ class FrameSource(Protocol):
     def expected_frames(self) -> int | None:
         """How many frames will be yielded, when the container says (an estimate), else None."""
         ...
+
+
+@dataclass
+class FeedHealth:
+    """Figures about a feed's stream, never about the scene."""
+
+    frames_received: int = 0
+    frames_dropped: int = 0  # decoded, then replaced by a newer one or thinned before processing
+    reconnects: int = 0  # gaps: tracks from before one must not be matched with what follows
+    stalls: int = 0
+    online: bool = False
+    offline_since: float | None = field(default=None, repr=False)
+    offline_total_s: float = 0.0
+
+    def offline_s(self, now: float) -> float:
+        current = now - self.offline_since if self.offline_since is not None else 0.0
+        return self.offline_total_s + current
+
+
+class FrameFeed(Protocol):
+    """What the runner reads, for recordings and live cameras alike (``edge.sources.open_feed``).
+
+    ``take`` returns the next frame to process, or None: a recording blocks for its next frame
+    and returns None only once it has ended (``finished``); a live camera never blocks and
+    returns None while no new frame has arrived. ``health.reconnects`` counts the gaps so far
+    (``health.reconnects``): tracks from before a gap must not be matched with what follows.
+    """
+
+    camera_id: str
+    live: bool  # frames carry wall-clock capture times; their age is a health figure
+    fps: float  # nominal frames per second of the stream, 0 when unknown
+    health: FeedHealth
+
+    def start(self) -> None: ...
+
+    def take(self) -> Frame | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def close(self) -> None: ...

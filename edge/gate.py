@@ -8,31 +8,31 @@ assumes, no class such as a face or a plate). Forbidden modes never reach it: th
 has no field for them and ``edge.forbidden`` refuses a file that asks for one.
 
 Egress (``EgressGate``): the only way to a sink. A payload passes only if it is a well-formed
-``PublishedReport`` (closed schema: no extra field, no id, box, coordinate, image or free text)
-that agrees with the policy: its sha256, allowed categories, window length, small-count rule.
+``PublishedReport`` (``edge.schema``, closed: no extra field, no id, box, coordinate, image or
+free text) that agrees with the policy: its sha256, allowed categories, window length,
+small-count rule.
 Anything else is dropped and the drop written to the audit log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from edge.aggregate import CountReport
 from edge.audit import AuditLog
 from edge.config import CameraConfig, Settings
-from edge.detect.runtime import ModelInfo
+from edge.detect.protocol import ModelInfo
 from edge.detections import COUNTED_CLASSES, Category
 from edge.errors import PolicyViolation
 from edge.forbidden import forbidden_class
 from edge.policy import Policy
-
-SCHEMA_VERSION = 1
+from edge.schema import SCHEMA_VERSION, PublishedReport, describe_invalid, iso, report_id
+from edge.sinks import Sink
 
 
 @dataclass(frozen=True)
@@ -204,105 +204,18 @@ def model_decisions(model: ModelInfo) -> list[Decision]:
 
 # -- egress ----------------------------------------------------------------------------------
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Count = Annotated[int, Field(ge=0, le=10_000_000)]
-CategoryName = Literal["pedestrian", "bike", "vehicle"]
-
-
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class ZoneFigures(_Closed):
-    mean: float = Field(ge=0, le=1_000_000)
-    max: Count
-
-
-Iso = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]
-
-
-def iso(seconds: float) -> str:
-    """Seconds on the source's clock (Unix time for live and ``edge run``) as ISO 8601 UTC."""
-    moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class PublishedReport(_Closed):
-    """The only count payload that ever leaves the box: one camera, one window, counts.
-
-    start/end are seconds on the source's clock and window_start/window_end the same instants
-    in ISO 8601 UTC; ``edge count`` replays a clip on stream time from 0 (1970-01-01T00:00Z).
-    """
-
-    schema_version: Literal[1]
-    report_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    camera: Name
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
-    window_start: Iso
-    window_end: Iso
-    frames: Count
-    observed_s: float = Field(ge=0)
-    partial: bool
-    lines: dict[Name, dict[Literal["in", "out"], dict[CategoryName, Count]]]
-    zones: dict[Name, dict[CategoryName, ZoneFigures]]
-    policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    notice_url: str = Field(pattern=r"^https?://\S+$", max_length=300)
-
-
-class CameraStats(_Closed):
-    """Health of one camera: figures about the machine and the stream, nothing about the scene."""
-
-    frames_received: Count
-    frames_processed: Count
-    frames_dropped: Count
-    fps: float = Field(ge=0, le=10_000)
-    detector_ms_p50: float = Field(ge=0, le=1e6)
-    detector_ms_p95: float = Field(ge=0, le=1e6)
-    frame_age_ms_p50: float = Field(ge=0, le=1e9)
-    frame_age_ms_p95: float = Field(ge=0, le=1e9)
-    reconnects: Count
-    stalls: Count
-    offline_s: float = Field(ge=0, le=1e9)
-    online: bool
-
-
-class StatsMessage(_Closed):
-    schema_version: Literal[1]
-    time: Iso
-    cameras: dict[Name, CameraStats]
-    spool_depth: Count
-    reports_published: Count
-    reports_dropped: Count
-
-
-class NoticeMessage(_Closed):
-    """The public information notice, retained on the broker for anyone to read."""
-
-    schema_version: Literal[1]
-    policy: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    policy_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    notice_url: str = Field(pattern=r"^https?://\S+$", max_length=300)
-    notice: str = Field(max_length=20_000)
-
-
-class Sink(Protocol):
-    """Where admitted reports go (stdout, a JSON Lines file, MQTT); reached only via the gate."""
-
-    def send(self, report: PublishedReport) -> None: ...
-
-
-def report_id(camera: str, start: float, policy_sha256: str) -> str:
-    """Same camera, window and policy -> same id, so consumers can drop duplicates."""
-    return hashlib.sha256(f"{camera}|{start:.3f}|{policy_sha256}".encode()).hexdigest()[:32]
-
 
 class EgressGate:
     """Builds the payload of each report under the policy and lets only compliant ones out."""
 
     def __init__(
-        self, policy: Policy, audit: AuditLog, sinks: Sequence[Sink], notice_url: str
+        self,
+        policy: Policy,
+        audit: AuditLog,
+        sinks: Sequence[Sink],
+        notice_url: str | Mapping[str, str],
     ) -> None:
+        """``notice_url``: the public notice of every camera, or one per camera id."""
         self._policy = policy
         self._audit = audit
         self._sinks = tuple(sinks)
@@ -339,7 +252,11 @@ class EgressGate:
             "lines": lines,
             "zones": zones,
             "policy_sha256": self._policy.sha256,
-            "notice_url": self._notice_url,
+            "notice_url": (
+                self._notice_url
+                if isinstance(self._notice_url, str)
+                else self._notice_url.get(report.camera_id, "")
+            ),
         }
 
     def publish(self, report: CountReport, today: dt.date) -> PublishedReport | None:
@@ -391,10 +308,3 @@ class EgressGate:
         if not all(policy.small_counts.allows(n) for _, n in counts):
             return f"a count below the policy's small-count threshold {policy.small_counts.k}"
         return ""
-
-
-def describe_invalid(err: ValidationError) -> str:
-    """Why a payload was refused, by field path and error type only: never its values."""
-    parts = [".".join(str(p) for p in e["loc"])[:80] + f" ({e['type']})" for e in err.errors()[:5]]
-    more = f" and {err.error_count() - 5} more" if err.error_count() > 5 else ""
-    return "not a well-formed report: " + "; ".join(parts) + more

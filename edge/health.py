@@ -2,8 +2,9 @@
 rewrites it every few seconds, ``edge health`` says whether it is fresh and its process alive.
 
 The file holds figures about the process only (time, pid, cameras online, frames processed,
-spool depth), never anything about the scene. It is replaced atomically (a temporary file in the
-same folder, then renamed), so a reader never sees half of it.
+spool depth, broker connection, why delivery fails), never anything about the scene. It is
+replaced atomically (a temporary file in the same folder, then renamed), so a reader never sees
+half of it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Heartbeat:
     cameras_online: int
     frames_processed: int
     spool_depth: int | None  # None without MQTT (no spool)
+    # Defaults: files from before these figures existed still read, and mean "no MQTT news".
+    mqtt_connected: bool | None = None  # None without MQTT
+    delivery_error: str = ""  # why spooled reports are not going out; "" when they are
 
 
 def write_heartbeat(path: Path, beat: Heartbeat) -> None:
@@ -64,9 +68,17 @@ def read_heartbeat(path: Path) -> Heartbeat:
             cameras_online=int(data["cameras_online"]),
             frames_processed=int(data["frames_processed"]),
             spool_depth=None if data["spool_depth"] is None else int(data["spool_depth"]),
+            mqtt_connected=_optional_bool(data.get("mqtt_connected")),
+            delivery_error=str(data.get("delivery_error") or ""),
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"not a heartbeat ({err!r})") from err
+
+
+def _optional_bool(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"mqtt_connected is {value!r}, not true, false or null")
 
 
 def pid_alive(pid: int) -> bool:
@@ -96,10 +108,14 @@ def check_health(path: Path, max_age_s: float = MAX_AGE_S, now: float | None = N
         raise ValueError(f"{path}: stale, written {age:.0f} s ago (limit {max_age_s:g} s)")
     if not pid_alive(beat.pid):
         raise ValueError(f"{path}: process {beat.pid} is not running")
+    if beat.delivery_error:  # alive but not delivering: reports pile up in the spool
+        reason = " ".join(beat.delivery_error.split())  # one line, whatever the error said
+        raise ValueError(f"{path}: reports are not being delivered: {reason}")
     spool = "no spool" if beat.spool_depth is None else f"spool {beat.spool_depth}"
+    broker = {None: "", True: ", broker connected", False: ", broker disconnected"}
     return (
         f"healthy: pid {beat.pid}, {beat.cameras_online}/{beat.cameras} cameras online, "
-        f"{beat.frames_processed} frames, {spool}, {age:.0f} s ago"
+        f"{beat.frames_processed} frames, {spool}{broker[beat.mqtt_connected]}, {age:.0f} s ago"
     )
 
 

@@ -22,13 +22,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from edge.frames import Frame
+from edge.frames import FeedHealth, Frame
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +47,20 @@ def redact(url: str) -> str:
     return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
-@dataclass
-class LiveHealth:
-    """Figures about the stream, never about the scene."""
-
-    frames_received: int = 0
-    frames_dropped: int = 0  # decoded, then replaced by a newer one before processing
-    reconnects: int = 0
-    stalls: int = 0
-    online: bool = False
-    offline_since: float | None = field(default=None, repr=False)
-    offline_total_s: float = 0.0
-
-    def offline_s(self, now: float) -> float:
-        current = now - self.offline_since if self.offline_since is not None else 0.0
-        return self.offline_total_s + current
-
-
 class LiveSource:
-    """One camera's stream, read by its own thread; ``take`` returns the newest frame once."""
+    """One camera's stream, read by its own thread: a ``FrameFeed`` whose ``take`` returns the
+    newest frame once, at most ``target_fps`` a second (the others are dropped and counted)."""
+
+    live = True
+    fps = 0.0  # whatever the camera sends
+    finished = False  # a camera is retried until the run stops
 
     def __init__(
         self,
         url: str,
         camera_id: str,
         *,
+        target_fps: float | None = None,
         transport: Transport = "tcp",
         stall_s: float = 5.0,
         open_timeout_s: float = 10.0,
@@ -82,14 +70,16 @@ class LiveSource:
     ) -> None:
         self.url = url
         self.camera_id = camera_id
+        self.period = 1.0 / target_fps if target_fps else 0.0
         self.transport = transport
         self.stall_s = stall_s
         self.open_timeout_s = open_timeout_s
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.on_status = on_status
-        self.health = LiveHealth(offline_since=time.time())
+        self.health = FeedHealth(offline_since=time.time())
         self._newest: Frame | None = None
+        self._last_taken = float("-inf")
         self._index = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,12 +93,22 @@ class LiveSource:
     def stop(self, timeout: float = 0.5) -> None:
         """Ask the reader to end; a read blocked in FFmpeg ends within its own timeout."""
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        self.stop(timeout=0.2)
 
     def take(self) -> Frame | None:
-        """The newest frame not taken yet, or None."""
+        """The newest frame not taken yet, or None; one that comes sooner than ``target_fps``
+        allows after the last one taken is dropped."""
         with self._lock:
             frame, self._newest = self._newest, None
+            if frame is not None and frame.timestamp - self._last_taken < self.period:
+                self.health.frames_dropped += 1
+                return None
+        if frame is not None:
+            self._last_taken = frame.timestamp
         return frame
 
     # -- reader thread -------------------------------------------------------------------------

@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.config import shipped
 from edge.errors import ConfigError, validation_lines
+from edge.schema import Sha256
 
 
 class ManifestEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     file: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: Sha256
     size_bytes: int = Field(gt=0)
     input_size: tuple[int, int]
     classes: str = Field(description="Key into the manifest's class_sets.")

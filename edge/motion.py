@@ -9,7 +9,6 @@ movement accumulates until it shows) and lets a frame through when enough pixels
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +46,10 @@ class MotionGate:
     def _grey(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Every n-th pixel, grey, blurred: a few microseconds, and the blur absorbs the
         aliasing and the codec's noise that plain subsampling lets through."""
+        # OpenCV is imported here, not with the module: ``edge.config`` imports ``MotionConfig``
+        # and the dashboard reads ``edge.config`` without OpenCV installed.
+        import cv2
+
         step = max(1, image.shape[1] // SCALE_WIDTH)
         small = np.ascontiguousarray(image[::step, ::step])
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -60,6 +63,8 @@ class MotionGate:
         grey = self._grey(image)
         due = force or timestamp - self._reference_time >= self.config.max_skip_s
         if not due and self._reference is not None and self._reference.shape == grey.shape:
+            import cv2  # see _grey
+
             diff = cv2.absdiff(grey, self._reference)
             changed = np.count_nonzero(diff > self.config.pixel_threshold)
             if changed < self.config.min_changed * grey.size:

@@ -12,7 +12,7 @@ The connection is "up" only when the CONNACK reason code says success (a refused
 an error in the log, not a connection). paho reconnects on its own with capped exponential
 backoff. Reports go to the spool first and are deleted when the broker's PUBACK arrives, so a
 broker outage or a process restart loses nothing: at-least-once, duplicates share a report id.
-Only the closed message types of ``edge.gate`` can be published: the client is private.
+Only the closed message types of ``edge.schema`` can be published: the client is private.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,37 +30,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import CameraConfig, MqttConfig
 from edge.errors import PublishError
-from edge.gate import NoticeMessage, PublishedReport, StatsMessage
+from edge.schema import DIRECTIONS, NoticeMessage, PublishedReport, StatsMessage, Status, Topics
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
 
-Status = Literal["online", "offline"]
 MAX_IN_FLIGHT = 20
-
-
-@dataclass(frozen=True)
-class Topics:
-    prefix: str
-    site: str
-
-    def counts(self, camera: str) -> str:
-        return f"{self.prefix}/{self.site}/{camera}/counts"
-
-    def camera_status(self, camera: str) -> str:
-        return f"{self.prefix}/{self.site}/{camera}/status"
-
-    @property
-    def status(self) -> str:
-        return f"{self.prefix}/{self.site}/status"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.prefix}/{self.site}/stats"
-
-    @property
-    def notice(self) -> str:
-        return f"{self.prefix}/{self.site}/notice"
 
 
 def _json(message: Any) -> bytes:
@@ -87,7 +61,15 @@ def authenticate(client: paho.Client, cfg: MqttConfig) -> None:
 
 
 class MqttPublisher:
-    """One broker connection for the whole process; a ``Sink`` for the egress gate."""
+    """One broker connection for the whole process; a ``Sink`` for the egress gate.
+
+    Each camera's last known status lives here, in one place under ``_lock`` (every camera is
+    "offline" until the runner says otherwise): a change while disconnected is recorded, and
+    every connect publishes exactly what is recorded, so a (re)connect never says more than
+    the runner does.
+    """
+
+    DRAIN_BACKOFF_S = 0.5  # pause after a failed drain pass, so a lasting fault does not spin
 
     def __init__(
         self,
@@ -106,7 +88,15 @@ class MqttPublisher:
         self.discovery = list(discovery)
         self.connected = False
         self.last_error = ""
-        self._in_flight: list[tuple[paho.MQTTMessageInfo, int]] = []  # drain thread only
+        self.drain_errors = 0  # failed drain passes since start
+        self._delivery_error = ""  # drain thread only; "" when its last pass succeeded
+        # Guards _status, _session and `connected` going up, and is held while their messages
+        # are handed to paho, so a change and a connect's republication cannot cross.
+        self._lock = threading.Lock()
+        self._status: dict[str, Status] = dict.fromkeys(self.cameras, "offline")
+        self._session = 0  # successful connects so far
+        # (message, spool row, session it was sent in); drain thread only
+        self._in_flight: list[tuple[paho.MQTTMessageInfo, int, int]] = []
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._client = self._make_client()
@@ -159,16 +149,19 @@ class MqttPublisher:
     def stop(self, timeout: float = 5.0) -> None:
         """Flush what the broker can take, say "offline" (retained), disconnect."""
         self.flush(timeout)
-        if self.connected:
-            infos = [
-                self._publish(self.topics.camera_status(c), b"offline", 1, True)
-                for c in self.cameras
-            ]
-            infos.append(self._publish(self.topics.status, b"offline", 1, True))
-            for info in infos:
-                if info is not None:
-                    info.wait_for_publish(timeout)
-        self._stopping.set()
+        infos: list[paho.MQTTMessageInfo | None] = []
+        with self._lock:
+            self._stopping.set()  # from here on nothing says "online"
+            self._status = dict.fromkeys(self._status, "offline")
+            if self.connected:
+                infos = [
+                    self._publish(self.topics.camera_status(c), b"offline", 1, True)
+                    for c in self._status
+                ]
+                infos.append(self._publish(self.topics.status, b"offline", 1, True))
+        for info in infos:
+            if info is not None:
+                info.wait_for_publish(timeout)
         self._wake.set()
         self._client.disconnect()
         self._client.loop_stop()
@@ -190,8 +183,33 @@ class MqttPublisher:
             self._publish(self.topics.stats, _json(stats), 0, False)
 
     def set_camera_status(self, camera: str, status: Status) -> None:
-        if self.connected:
-            self._publish(self.topics.camera_status(camera), status.encode(), 1, True)
+        """Record ``status`` (reader threads call this); publish it now if connected, else the
+        next connect does."""
+        with self._lock:
+            self._status[camera] = status
+            if self.connected and not self._stopping.is_set():
+                self._publish(self.topics.camera_status(camera), status.encode(), 1, True)
+
+    # -- what can be read --------------------------------------------------------------------------
+
+    @property
+    def camera_status(self) -> dict[str, Status]:
+        """Each camera's last known status: what the next connect publishes."""
+        with self._lock:
+            return dict(self._status)
+
+    @property
+    def delivery_error(self) -> str:
+        """Why spooled reports are not going out: "" while drain passes succeed."""
+        started = self._drainer.ident is not None
+        if started and not self._drainer.is_alive() and not self._stopping.is_set():
+            return "mqtt: the delivery thread has stopped"
+        return self._delivery_error
+
+    @property
+    def drain_alive(self) -> bool:
+        """The thread that sends spooled reports is running."""
+        return self._drainer.is_alive()
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
@@ -206,15 +224,22 @@ class MqttPublisher:
                 log.error(message)
             self.last_error = message
             return
-        self.connected = True
         self.last_error = ""
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
-        self._publish(self.topics.status, b"online", 1, True)
-        for camera in self.cameras:
-            self._publish(self.topics.camera_status(camera), b"online", 1, True)
-        self._publish(self.topics.notice, _json(self.notice), 1, True)
-        for topic, config in self.discovery:
-            self._publish(topic, config.encode(), 1, True)
+        site = b"offline" if self._stopping.is_set() else b"online"
+        with self._lock:
+            # paho would resend what the last connection left unacknowledged *after* what is
+            # published here, so a stale status could overwrite the recorded one. Drop it all:
+            # statuses are republished below and the drain thread resends reports from the spool.
+            client.drop_out_messages()
+            self._session += 1
+            self.connected = True
+            self._publish(self.topics.status, site, 1, True)
+            for camera, status in self._status.items():
+                self._publish(self.topics.camera_status(camera), status.encode(), 1, True)
+            self._publish(self.topics.notice, _json(self.notice), 1, True)
+            for topic, config in self.discovery:
+                self._publish(topic, config.encode(), 1, True)
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
@@ -228,6 +253,9 @@ class MqttPublisher:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
+        # Without _lock: paho may call this holding its message lock, which publish() takes
+        # while a status change holds ours. Saying "down" late is harmless: what is sent
+        # meanwhile is dropped at the next connect and republished from _status or the spool.
         self.connected = False
         if not self._stopping.is_set():
             log.warning("mqtt: disconnected (%s); reconnecting with backoff", reason)
@@ -242,39 +270,66 @@ class MqttPublisher:
     def _publish(
         self, topic: str, payload: bytes, qos: int, retain: bool
     ) -> paho.MQTTMessageInfo | None:
+        """Hand one message to paho; None when it did not take it for sending."""
         try:
-            return self._client.publish(topic, payload, qos=qos, retain=retain)
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
         except (ValueError, RuntimeError) as err:  # paho raises these for a full queue
             log.warning("mqtt: could not queue a message on %s (%s)", topic, err)
             return None
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            # No socket yet (a reconnect under way): its is_published() would raise for good.
+            # The next connect drops it and republishes statuses; reports stay spooled.
+            log.debug("mqtt: not sent on %s (%s)", topic, paho.error_string(info.rc))
+            return None
+        return info
 
     def _drain_loop(self) -> None:
-        """Send spooled reports in window order, at most MAX_IN_FLIGHT unacknowledged at once,
-        and delete each from the spool once paho reports its PUBACK.
-
-        Unacknowledged messages stay in paho's queue across a reconnect and paho sends them
-        again; after a process restart the spool does. Acknowledgement is read from
-        ``MQTTMessageInfo.is_published`` in this thread, never inside a paho callback, so no
-        lock is held across paho's own.
-        """
+        """Run drain passes until stopped. A failing pass (paho, or a damaged spool) is logged
+        once per distinct error and retried after a pause; it never ends the thread, which
+        would leave reports spooled for good with nothing said."""
         while not self._stopping.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            waiting = []
-            for info, row in self._in_flight:
-                if info.is_published():
-                    self.spool.ack(row)
-                else:
-                    waiting.append((info, row))
-            self._in_flight = waiting
-            if not self.connected:
-                continue
-            busy = frozenset(row for _, row in waiting)
-            for item in self.spool.pending(limit=MAX_IN_FLIGHT - len(busy), exclude=busy):
-                sent = self._publish(item.topic, item.payload, 1, False)
-                if sent is None:
-                    break
-                self._in_flight.append((sent, item.row))
+            try:
+                self._drain_once()
+            except Exception as err:
+                self.drain_errors += 1
+                message = " ".join(f"mqtt: delivery failed: {type(err).__name__}: {err}".split())
+                if message != self._delivery_error:
+                    log.error("%s; retrying", message, exc_info=True)
+                self._delivery_error = message
+                self._stopping.wait(self.DRAIN_BACKOFF_S)
+            else:
+                if self._delivery_error:
+                    log.info("mqtt: delivery works again")
+                self._delivery_error = ""
+
+    def _drain_once(self) -> None:
+        """Send spooled reports in window order, at most MAX_IN_FLIGHT unacknowledged at once,
+        and delete each from the spool once paho reports its PUBACK.
+
+        A report sent before the latest connect is forgotten here: that connect dropped paho's
+        copy, and the spool sends it again (at-least-once, same report id). Acknowledgement is
+        read from ``MQTTMessageInfo.is_published`` in this thread, never inside a paho callback,
+        so no lock is held across paho's own.
+        """
+        with self._lock:
+            session, connected = self._session, self.connected
+        waiting = []
+        for info, row, sent_in in self._in_flight:
+            if info.is_published():
+                self.spool.ack(row)
+            elif sent_in == session:
+                waiting.append((info, row, sent_in))
+        self._in_flight = waiting
+        if not connected:
+            return
+        busy = frozenset(row for _, row, _ in waiting)
+        for item in self.spool.pending(limit=MAX_IN_FLIGHT - len(busy), exclude=busy):
+            sent = self._publish(item.topic, item.payload, 1, False)
+            if sent is None:
+                break
+            self._in_flight.append((sent, item.row, session))
 
 
 def home_assistant_discovery(
@@ -294,7 +349,7 @@ def home_assistant_discovery(
         values = [
             (f"{line.name}_{d}_{c}", f"{line.name} {d} {c}", f"lines['{line.name}']['{d}']['{c}']")
             for line in camera.lines
-            for d in ("in", "out")
+            for d in DIRECTIONS
             for c in categories
         ] + [
             (

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.detections import Category
 from edge.errors import ConfigError, validation_lines
+from edge.schema import PolicyName
 
 Output = Literal["line_counts", "zone_occupancy"]
 DeclarationField = Literal[
@@ -60,7 +61,7 @@ class Retention(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: PolicyName
     version: int = Field(ge=1)
     description: str
     purpose: Literal["statistics"]

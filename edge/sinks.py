@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from edge.errors import PublishError
-from edge.gate import PublishedReport
+from edge.schema import PublishedReport
+
+
+class Sink(Protocol):
+    """Where admitted reports go (stdout, a JSON Lines file, MQTT); reached only via the gate."""
+
+    def send(self, report: PublishedReport) -> None: ...
 
 
 class CollectSink:

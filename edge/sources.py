@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import SourceError
-from edge.frames import Frame, FrameSource
-from edge.live import is_live, redact
+from edge.frames import FeedHealth, Frame, FrameFeed, FrameSource
+from edge.live import LiveSource, Transport, is_live, redact
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -152,44 +152,89 @@ class ImageFolderSource:
         pass
 
 
-def prefetched(frames: Iterable[Frame], depth: int = 2) -> Generator[Frame, None, None]:
-    """The same frames, in order, decoded on a thread of their own up to ``depth`` ahead.
+class Replay:
+    """A recording as a ``FrameFeed``: every frame, in order, decoded up to ``depth`` ahead on
+    a thread of its own.
 
-    FFmpeg releases the GIL while it decodes, so decoding the next frame overlaps inference on this
-    one instead of adding to it. Closing the iterator stops and joins the thread, so the caller
-    may release the capture right after; an error in the thread is raised here, in order.
+    FFmpeg releases the GIL while it decodes, so decoding the next frame overlaps inference on
+    this one instead of adding to it. ``take`` blocks until the next frame (a recording never
+    stalls) and returns None once the recording has ended; an error in the thread is raised by
+    ``take``, in order. ``close`` stops and joins the thread before the capture goes.
     """
-    slots: queue.Queue[Frame | BaseException | None] = queue.Queue(depth)
-    stop = threading.Event()
 
-    def offer(item: Frame | BaseException | None) -> bool:
-        while not stop.is_set():
+    live = False
+
+    def __init__(
+        self,
+        source: FrameSource,
+        on_status: Callable[[str, bool], None] | None = None,
+        depth: int = 2,
+    ) -> None:
+        self.source = source
+        self.camera_id = source.camera_id
+        self.fps = source.fps
+        self.on_status = on_status
+        self.health = FeedHealth()
+        self.finished = False
+        self._slots: queue.Queue[Frame | BaseException | None] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"decode-{self.camera_id}")
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.source.frame_size
+
+    @property
+    def expected_frames(self) -> int | None:
+        return self.source.expected_frames
+
+    def start(self) -> None:
+        self._reader.start()
+        self.health.online = True
+        if self.on_status is not None:
+            self.on_status(self.camera_id, True)
+
+    def _offer(self, item: Frame | BaseException | None) -> bool:
+        while not self._stop.is_set():
             try:
-                slots.put(item, timeout=0.05)
+                self._slots.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read() -> None:
+    def _read(self) -> None:
         try:
-            for frame in frames:
-                if not offer(frame):
+            for frame in self.source:
+                if not self._offer(frame):
                     return
-            offer(None)
-        except BaseException as err:  # handed over and raised in the consumer
-            offer(err)
+            self._offer(None)
+        except BaseException as err:  # handed over and raised by take()
+            self._offer(err)
 
-    reader = threading.Thread(target=read, name="decode", daemon=True)
-    reader.start()
-    try:
-        while (item := slots.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
+    def take(self) -> Frame | None:
+        if self.finished:
+            return None
+        item = self._slots.get()
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        if item is None:
+            self.finished = True
+        else:
+            self.health.frames_received += 1
+        return item
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._reader.is_alive():
+            self._reader.join()
+        self.source.close()
+        self.health.online = False
+        if self.on_status is not None:
+            self.on_status(self.camera_id, False)
 
 
 def open_source(
@@ -208,3 +253,23 @@ def open_source(
     if path.is_dir():
         return ImageFolderSource(path, camera_id, target_fps=target_fps, origin=origin)
     return VideoFileSource(path, camera_id, target_fps, origin)
+
+
+def open_feed(
+    source: str,
+    camera_id: str,
+    *,
+    target_fps: float | None = None,
+    transport: Transport = "tcp",
+    stall_s: float = 5.0,
+    origin: float = 0.0,
+    on_status: Callable[[str, bool], None] | None = None,
+) -> FrameFeed:
+    """What the runner reads for one camera: a live stream (``LiveSource``) or a recording
+    replayed from ``origin`` (``Replay``); ``on_status`` hears it go online and offline."""
+    if is_live(source):
+        return LiveSource(
+            source, camera_id, target_fps=target_fps, transport=transport, stall_s=stall_s,
+            on_status=on_status,
+        )  # fmt: skip
+    return Replay(open_source(source, camera_id, target_fps, origin), on_status)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.gate import PublishedReport, iso, report_id
+from edge.schema import CATEGORY_NAMES, DIRECTIONS, PublishedReport, iso, report_id
 
 POLICY_SHA = "5" * 64
 
@@ -25,12 +25,7 @@ def make_report(
 ) -> PublishedReport:
     """One window's report; ``counts`` e.g. ``{"in": {"pedestrian": 2}}``, the rest zero."""
     given = counts or {}
-    lines = {
-        line: {
-            d: {c: given.get(d, {}).get(c, 0) for c in ("pedestrian", "bike", "vehicle")}
-            for d in ("in", "out")
-        }
-    }
+    lines = {line: {d: {c: given.get(d, {}).get(c, 0) for c in CATEGORY_NAMES} for d in DIRECTIONS}}
     zones: dict[str, Any] = {}
     if zone is not None:
         zones[zone] = {

@@ -5,7 +5,9 @@ import itertools
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,30 @@ def test_a_second_writer_is_noticed(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="closed"):
             two.append("again")
     assert verify_audit(path).ok and verify_audit(path).entries == 1
+
+
+def test_appends_from_many_threads_keep_one_chain(tmp_path: Path) -> None:
+    """Regression: the pipeline and the MQTT drain thread append to one log; two appends that
+    overlapped took the same seq, tripped the size check and closed the log."""
+    path = tmp_path / "audit.jsonl"
+    threads, each = 8, 200
+    start = threading.Barrier(threads)
+    with AuditLog(path) as log:
+
+        def append_many(worker: int) -> None:
+            start.wait()  # all at once: as much overlap as the GIL lets through
+            for i in range(each):
+                log.append("window", worker=worker, i=i)
+
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(append_many, w) for w in range(threads)]:
+                done.result()  # re-raises an AuditError or "closed" from a worker
+    check = verify_audit(path)
+    assert check.ok, check.reason
+    assert check.entries == threads * each
+    entries = [json.loads(line) for line in lines_of(path)]
+    for worker in range(threads):  # each thread's entries in the order it wrote them
+        assert [e["i"] for e in entries if e["worker"] == worker] == list(range(each))
 
 
 # --- tamper detection -----------------------------------------------------------------------

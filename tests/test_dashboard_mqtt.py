@@ -19,8 +19,8 @@ from edge.config import DashboardConfig, MqttConfig
 from edge.dashboard import queries
 from edge.dashboard.ingest import Collector
 from edge.dashboard.store import Store, migrate, open_engine
-from edge.gate import PublishedReport
 from edge.mqtt import MqttPublisher
+from edge.schema import PublishedReport
 from edge.spool import Spool
 from tests.broker import Broker, new_client
 from tests.conftest import EXAMPLE, REPO, wait_until

@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from edge.config import load_settings
-from edge.detect import OnnxRuntime, YoloDetector
-from edge.detect.runtime import engine_dir, resolve_providers
+from edge.detect.detector import YoloDetector
+from edge.detect.runtime import OnnxRuntime, engine_dir, resolve_providers
 from edge.detections import COUNTED_CLASSES
 from edge.errors import ConfigError, ModelError
 from tests.conftest import shared_file

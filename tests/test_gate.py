@@ -19,7 +19,7 @@ from edge.aggregate import WindowAggregator
 from edge.audit import AuditLog, verify_audit
 from edge.config import load_settings
 from edge.counting import CountEvent
-from edge.detect.runtime import ModelInfo
+from edge.detect.protocol import ModelInfo
 from edge.detections import Category
 from edge.errors import PolicyViolation
 from edge.forbidden import _CLASS_FEATURES, FORBIDDEN, find_forbidden
@@ -212,7 +212,7 @@ def refused_rules(model: ModelInfo) -> list[str]:
 
 
 def test_the_real_coco_models_pass(yolo11n: Path) -> None:
-    from edge.detect import OnnxRuntime
+    from edge.detect.runtime import OnnxRuntime
 
     assert refused_rules(OnnxRuntime(yolo11n).info) == []
     assert refused_rules(OnnxRuntime(shared_file("models/yolov8n.onnx")).info) == []

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ def test_heartbeat_round_trips_and_holds_figures_only(tmp_path: Path) -> None:
     assert read_heartbeat(path) == beat
     assert set(json.loads(path.read_text())) == {
         "time", "pid", "cameras", "cameras_online", "frames_processed", "spool_depth",
+        "mqtt_connected", "delivery_error",
     }  # fmt: skip
     assert [p.name for p in path.parent.iterdir()] == ["health.json"]  # no temporary left
 
@@ -65,6 +66,39 @@ def test_missing_broken_or_stale_heartbeat_is_unhealthy(
         path.write_text(content)
     with pytest.raises(ValueError, match=reason):
         check_health(path, max_age_s=60, now=161.0)
+
+
+def test_a_heartbeat_in_the_older_format_still_reads(tmp_path: Path) -> None:
+    """Files written before the MQTT figures existed: missing keys mean "no MQTT news"."""
+    path = tmp_path / "health.json"
+    old = {k: v for k, v in asdict(BEAT).items() if k not in {"mqtt_connected", "delivery_error"}}
+    path.write_text(json.dumps({**old, "time": 100.0}))
+    assert read_heartbeat(path) == replace(BEAT, time=100.0)
+    assert check_health(path, max_age_s=60, now=130.0).startswith("healthy: ")
+
+
+def test_mqtt_figures_round_trip_and_a_bad_one_is_not_a_heartbeat(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    beat = replace(BEAT, time=100.0, spool_depth=0, mqtt_connected=False, delivery_error="")
+    write_heartbeat(path, beat)
+    assert read_heartbeat(path) == beat
+    assert "broker disconnected" in check_health(path, max_age_s=60, now=130.0)
+    path.write_text(json.dumps({**asdict(beat), "mqtt_connected": "yes"}))
+    with pytest.raises(ValueError, match="not a heartbeat"):
+        check_health(path, max_age_s=60, now=130.0)
+
+
+def test_failing_delivery_is_unhealthy_in_one_line(tmp_path: Path) -> None:
+    """Regression: a live process whose drain thread failed (reports piling up in the spool)
+    still looked healthy."""
+    path = tmp_path / "health.json"
+    error = "mqtt: delivery failed: DatabaseError: database disk image\nis malformed"
+    write_heartbeat(
+        path, replace(BEAT, time=100.0, spool_depth=7, mqtt_connected=True, delivery_error=error)
+    )
+    with pytest.raises(ValueError, match=r"not being delivered: .*DatabaseError") as failed:
+        check_health(path, max_age_s=60, now=130.0)
+    assert "\n" not in str(failed.value)
 
 
 def test_heartbeat_of_a_dead_process_is_unhealthy(tmp_path: Path) -> None:

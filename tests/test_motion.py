@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.app import count
 from edge.config import CameraConfig, load_settings
 from edge.motion import MotionConfig, MotionGate
-from edge.pipeline import build_detector, count_clip
 from tests.conftest import EXAMPLE
 
 W, H = 960, 540
@@ -95,10 +95,10 @@ def test_still_recording_gives_the_same_counts_with_far_fewer_inferences(
     )
     results = {}
     for enabled in (True, False):
-        settings = load_settings(EXAMPLE, detector={"model": str(yolo11n)}).model_copy(
-            update={"motion": MotionConfig(enabled=enabled)}
+        settings = load_settings(
+            EXAMPLE, detector={"model": str(yolo11n)}, motion={"enabled": enabled}
         )
-        results[enabled] = count_clip(camera, settings, build_detector(settings), progress=False)
+        results[enabled] = count(settings, camera, progress=False)
     gated, every = results[True], results[False]
     assert gated.frames == every.frames == 75
     assert every.skipped == 0

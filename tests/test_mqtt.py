@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,10 @@ from edge.audit import AuditLog
 from edge.config import MqttConfig, TlsConfig
 from edge.counting import CountEvent
 from edge.detections import Category
-from edge.gate import EgressGate, NoticeMessage, PublishedReport
+from edge.gate import EgressGate
 from edge.mqtt import MqttPublisher
 from edge.policy import DEFAULT_POLICY, load_policy
+from edge.schema import NoticeMessage, PublishedReport
 from edge.spool import Spool
 from tests.broker import Broker, Received, subscribe
 from tests.conftest import EXAMPLE, REPO, wait_until
@@ -111,6 +114,145 @@ def test_outage_longer_than_two_windows_loses_nothing(
     finally:
         publisher.stop(2)
         subscriber.close()
+
+
+def camera_statuses(broker: Broker) -> dict[str, bytes]:
+    """Each camera's retained status as a newcomer reads it."""
+    with subscribe(broker, [f"edge/{SITE}/+/status"]) as late:
+        late.wait_for(lambda m: False, 0.3)  # the retained messages follow the SUBACK
+        return {m.topic.split("/")[2]: m.payload for m in late.messages() if m.retain}
+
+
+def settles_at(broker: Broker, expected: dict[str, bytes], timeout: float = 15) -> bool:
+    """The retained statuses reach ``expected`` and still hold a moment later (no stale resend
+    arriving just after)."""
+    if not wait_until(lambda: camera_statuses(broker) == expected, timeout):
+        return False
+    time.sleep(0.5)
+    return camera_statuses(broker) == expected
+
+
+def test_reconnect_republishes_each_cameras_last_known_status(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Regression: every reconnect announced every camera "online", and changes made while
+    the broker was down were dropped, so the retained statuses lied until the next change."""
+    publisher = MqttPublisher(mqtt_config(broker), Spool(tmp_path / "s.sqlite"), ["a", "b"], NOTICE)
+    publisher.start()
+    try:
+        assert wait_until(lambda: publisher.connected)
+        publisher.set_camera_status("a", "online")
+        publisher.set_camera_status("b", "offline")
+        assert settles_at(broker, {"a": b"online", "b": b"offline"}), broker.log_tail()
+        broker.stop()
+        assert wait_until(lambda: not publisher.connected)
+        publisher.set_camera_status("b", "online")
+        publisher.set_camera_status("a", "offline")
+        broker.start()
+        assert wait_until(lambda: publisher.connected, 15)
+        assert settles_at(broker, {"a": b"offline", "b": b"online"}), broker.log_tail()
+        assert publisher.camera_status == {"a": "offline", "b": "online"}
+    finally:
+        publisher.stop(2)
+
+
+def test_a_camera_down_at_a_broker_restart_stays_offline(broker: Broker, tmp_path: Path) -> None:
+    """Regression: a camera that was down (or never came up) was announced "online" at the
+    first connect and again at every reconnect."""
+    spool = Spool(tmp_path / "s.sqlite")
+    publisher = MqttPublisher(mqtt_config(broker), spool, ["up", "down", "silent"], NOTICE)
+    publisher.start()
+    try:
+        assert wait_until(lambda: publisher.connected)
+        publisher.set_camera_status("up", "online")
+        publisher.set_camera_status("down", "online")
+        publisher.set_camera_status("down", "offline")  # "silent" never reports at all
+        expected = {"up": b"online", "down": b"offline", "silent": b"offline"}
+        assert settles_at(broker, expected), broker.log_tail()
+        broker.stop()
+        # Forget what the broker retained: whatever a newcomer reads now, the reconnect said.
+        (broker.workdir / "mosquitto.db").unlink()
+        broker.start()
+        assert wait_until(lambda: publisher.connected, 15)
+        assert settles_at(broker, expected), broker.log_tail()
+    finally:
+        publisher.stop(2)
+
+
+def test_a_status_unacknowledged_at_an_outage_does_not_overwrite_a_newer_one(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Regression: paho resends what the lost connection left unacknowledged after what a
+    connect publishes, so an old status sent into a dying connection overwrote the newer one."""
+    publisher = MqttPublisher(mqtt_config(broker), Spool(tmp_path / "s.sqlite"), ["a"], NOTICE)
+    publisher.start()
+    try:
+        assert wait_until(lambda: publisher.connected)
+        publisher.set_camera_status("a", "online")
+        assert settles_at(broker, {"a": b"online"}), broker.log_tail()
+        assert broker._process is not None
+        pid = broker._process.pid  # our own fixture's process: freeze it, then kill it
+        os.kill(pid, signal.SIGSTOP)  # the next PUBLISH is sent but never acknowledged
+        publisher.set_camera_status("a", "offline")
+        assert publisher.connected
+        os.kill(pid, signal.SIGKILL)
+        broker.stop()  # reaps it
+        assert wait_until(lambda: not publisher.connected)
+        publisher.set_camera_status("a", "online")  # the newer status, while disconnected
+        broker.start()
+        assert wait_until(lambda: publisher.connected, 15)
+        assert settles_at(broker, {"a": b"online"}), broker.log_tail()
+    finally:
+        publisher.stop(2)
+
+
+def test_drain_thread_survives_errors_and_delivers_once_they_stop(
+    broker: Broker,
+    tmp_path: Path,
+    audit: AuditLog,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: one exception in a drain pass (paho's "not currently connected" during a
+    broker restart, a damaged spool page) ended the drain thread: reports then stayed spooled
+    for good while the process looked healthy."""
+    counts = f"edge/{SITE}/cam/counts"
+    subscriber = subscribe(broker, [counts])
+    publisher = publisher_for(mqtt_config(broker), tmp_path)
+    monkeypatch.setattr(publisher, "DRAIN_BACKOFF_S", 0.05, raising=False)
+    damaged = threading.Event()
+    damaged.set()
+    failures: list[int] = []
+    pending = publisher.spool.pending
+
+    def damaged_pending(limit: int = 100, exclude: frozenset[int] = frozenset()) -> list[Any]:
+        if damaged.is_set():
+            failures.append(1)
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return pending(limit, exclude)
+
+    monkeypatch.setattr(publisher.spool, "pending", damaged_pending)
+    gate = EgressGate(POLICY, audit, [publisher], NOTICE.notice_url)
+    with caplog.at_level(logging.ERROR, logger="edge.mqtt"):
+        publisher.start()
+        try:
+            assert wait_until(lambda: publisher.connected)
+            gate.publish(windows(0, 1)[0], TODAY)
+            assert wait_until(lambda: len(failures) >= 3), "the drain thread stopped"
+            assert publisher.drain_alive
+            assert publisher.drain_errors >= 3
+            assert "DatabaseError: database disk image is malformed" in publisher.delivery_error
+            assert publisher.spool.depth == 1
+            damaged.clear()
+            assert publisher.flush(10)
+            assert subscriber.wait_for(lambda m: len(m) == 1)
+            assert publisher.delivery_error == ""
+            assert publisher.drain_alive
+        finally:
+            publisher.stop(2)
+            subscriber.close()
+    logged = [r for r in caplog.records if "delivery failed" in r.getMessage()]
+    assert len(logged) == 1  # once per distinct error, not once per pass
 
 
 CHILD = """
@@ -295,7 +437,8 @@ def test_edge_run_on_a_clip_publishes_counts_status_notice_and_stats(
         statuses = [x.payload for x in subscriber.messages("edge/campus/status")]
         assert statuses[0] == b"online" and statuses[-1] == b"offline"
         camera = [x.payload for x in subscriber.messages("edge/campus/tud-campus/status")]
-        assert camera[0] == b"online" and camera[-1] == b"offline"
+        # "offline" until the runner says otherwise: the connect may come before the first frame
+        assert b"online" in camera and camera[-1] == b"offline"
         (notice,) = subscriber.messages("edge/campus/notice")
         assert json.loads(notice.payload)["policy_sha256"] == POLICY.sha256
         stats = [json.loads(x.payload) for x in subscriber.messages("edge/campus/stats")]

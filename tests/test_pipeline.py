@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from edge.app import build_detector, count
 from edge.config import CameraConfig, LineConfig, load_settings
 from edge.evaluation import read_mot_gt, true_crossings
-from edge.pipeline import build_detector, count_clip
 from tests.conftest import EXAMPLE, shared_file
 from tests.test_cli import assert_one_line_error, edge
 
@@ -78,7 +78,7 @@ def test_low_detector_rate_still_counts(tud_clip: Path) -> None:
         target_fps=5,
         lines=[LineConfig(name="x400", start=(400, 0), end=(400, 480))],  # 4 in, 0 out
     )
-    result = count_clip(camera, settings, build_detector(settings), progress=False)
+    result = count(settings, camera, detector=build_detector(settings), progress=False)
     assert result.frames == 15
     line = result.line_totals()["x400"]
     assert 2 <= line["in"]["pedestrian"] <= 4
@@ -110,7 +110,10 @@ def test_degenerate_line_and_bow_tie_zone_are_refused(tud_clip: Path) -> None:
 
 
 def test_bad_window(tud_clip: Path) -> None:
-    assert_one_line_error(edge("count", str(tud_clip), "--window", "0"), "--window: seconds")
+    assert_one_line_error(
+        edge("count", str(tud_clip), "--window", "0"),
+        "--window: window.seconds: Input should be greater than or equal to 1",
+    )
 
 
 def test_window_below_the_policy_minimum_is_refused(tud_clip: Path) -> None:

@@ -15,7 +15,8 @@ import numpy.typing as npt
 import onnx
 import pytest
 
-from edge.detect import OnnxRuntime, YoloDetector
+from edge.detect.detector import YoloDetector
+from edge.detect.runtime import OnnxRuntime
 from edge.errors import ModelError, SourceError
 from edge.quantize import (
     QUANTIZATION_TAG,

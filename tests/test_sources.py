@@ -69,29 +69,50 @@ def test_live_urls_are_for_edge_run_and_credentials_never_shown() -> None:
     assert "rtsp://***@127.0.0.1:8554/cam" in str(caught.value)
 
 
-def test_prefetched_keeps_order_and_stops_cleanly(tud_clip: Path) -> None:
+def test_replay_keeps_order_and_stops_cleanly(tud_clip: Path) -> None:
     import threading
 
-    from edge.sources import prefetched
+    from edge.sources import Replay
 
-    source = open_source(str(tud_clip), "cam")
-    frames = prefetched(source, depth=2)
-    assert [next(frames).index for _ in range(5)] == [0, 1, 2, 3, 4]
-    frames.close()  # stops the decoding thread before the capture is released
-    assert not any(t.name == "decode" for t in threading.enumerate())
-    source.close()
-    assert [f.index for f in prefetched(open_source(str(tud_clip), "cam"))] == list(range(71))
+    statuses: list[tuple[str, bool]] = []
+    replay = Replay(open_source(str(tud_clip), "cam"), lambda c, up: statuses.append((c, up)))
+    replay.start()
+    assert [replay.take().index for _ in range(5)] == [0, 1, 2, 3, 4]  # type: ignore[union-attr]
+    replay.close()  # stops the decoding thread before the capture is released
+    assert not any(t.name == "decode-cam" for t in threading.enumerate())
+    assert statuses == [("cam", True), ("cam", False)]
+    whole = Replay(open_source(str(tud_clip), "cam"))
+    whole.start()
+    indices = []
+    while (frame := whole.take()) is not None:
+        indices.append(frame.index)
+    assert indices == list(range(71))
+    assert whole.finished
+    assert whole.health.frames_received == 71
+    whole.close()
 
 
-def test_prefetched_raises_the_readers_error_in_order() -> None:
+def test_replay_raises_the_readers_error_in_order() -> None:
     from edge.frames import Frame
-    from edge.sources import prefetched
+    from edge.sources import Replay
 
-    def broken() -> Iterator[Frame]:
-        yield Frame("cam", 0, 0.0, np.zeros((2, 2, 3), np.uint8))
-        raise SourceError("cam: stream broke")
+    class Broken:
+        camera_id = "cam"
+        fps = 25.0
+        frame_size = (2, 2)
+        expected_frames = None
 
-    frames = prefetched(broken())
-    assert next(frames).index == 0
+        def __iter__(self) -> Iterator[Frame]:
+            yield Frame("cam", 0, 0.0, np.zeros((2, 2, 3), np.uint8))
+            raise SourceError("cam: stream broke")
+
+        def close(self) -> None:
+            pass
+
+    replay = Replay(Broken())
+    replay.start()
+    assert replay.take().index == 0  # type: ignore[union-attr]
     with pytest.raises(SourceError, match="stream broke"):
-        next(frames)
+        replay.take()
+    assert replay.finished
+    replay.close()

@@ -29,12 +29,10 @@ from sqlalchemy import Engine
 
 from edge import __version__
 from edge.config import DashboardConfig
-from edge.counting import Direction
 from edge.dashboard import queries
 from edge.dashboard.ingest import IngestCounters
 from edge.dashboard.queries import BUCKETS, Bucket, CountRow, Selection
-from edge.dashboard.schema import CATEGORIES, DIRECTIONS
-from edge.gate import CategoryName
+from edge.schema import CATEGORY_NAMES, DIRECTIONS, CategoryName, Direction
 
 STATIC = files("edge.dashboard") / "static"
 MAX_BUCKETS = 20_000  # per line: 15-minute buckets for 200 days, hours for 2 years
@@ -93,7 +91,7 @@ def selection(
         site=site,
         camera=camera,
         line=line,
-        categories=tuple(category) if category else CATEGORIES,
+        categories=tuple(category) if category else CATEGORY_NAMES,
         directions=tuple(direction) if direction else DIRECTIONS,
     )
 

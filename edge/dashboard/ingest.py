@@ -1,7 +1,8 @@
 """The collector: one persistent MQTT session, every message validated, then stored.
 
 Subscriptions (``P`` = ``mqtt.topic_prefix``, ``S`` = each of ``dashboard.sites``, ``+`` for
-every site): ``P/S/+/counts``, ``P/S/+/status``, ``P/S/status``, ``P/S/stats``, ``P/S/notice``.
+every site): ``P/S/+/counts``, ``P/S/+/status``, ``P/S/status``, ``P/S/stats``, ``P/S/notice``
+(``edge.schema.Topics.filters``; topics and payloads are those of ``edge.schema``).
 The session is persistent (``clean_session`` off, QoS 1), so the broker keeps reports while the
 dashboard is down, and a message is acknowledged only once it is committed to the database:
 a crash between the two means a redelivery, which the report id and digest make harmless.
@@ -26,8 +27,17 @@ from pydantic import BaseModel, ValidationError
 from edge.config import DashboardConfig, MqttConfig
 from edge.dashboard.store import Store, StoreError
 from edge.errors import PublishError
-from edge.gate import NoticeMessage, PublishedReport, StatsMessage, describe_invalid
 from edge.mqtt import authenticate
+from edge.schema import (
+    STATUSES,
+    NoticeMessage,
+    ParsedTopic,
+    PublishedReport,
+    StatsMessage,
+    Topics,
+    describe_invalid,
+    parse_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +62,11 @@ class Rejected(Exception):
     """A message refused, with a reason safe to log and count."""
 
 
-def parse_topic(topic: str, prefix: str) -> tuple[str, str | None, str]:
-    """``P/site/camera/kind`` or ``P/site/kind`` -> (site, camera or None, kind)."""
-    if not topic.startswith(prefix + "/"):
-        raise Rejected("topic outside the prefix")
-    parts = topic[len(prefix) + 1 :].split("/")
-    if len(parts) == 3 and parts[2] in ("counts", "status"):
-        return parts[0], parts[1], parts[2]
-    if len(parts) == 2 and parts[1] in ("status", "stats", "notice"):
-        return parts[0], None, parts[1]
-    raise Rejected("unknown topic")
+def _topic(topic: str, prefix: str) -> ParsedTopic:
+    try:
+        return parse_topic(topic, prefix)
+    except ValueError as why:
+        raise Rejected(str(why)) from None
 
 
 def _model(kind: str, model: type[BaseModel], payload: bytes) -> Any:
@@ -99,12 +104,7 @@ class Collector:
 
     def subscriptions(self) -> list[tuple[str, int]]:
         prefix = self.mqtt.topic_prefix
-        topics = []
-        for site in self.config.sites:
-            base = f"{prefix}/{site}"
-            topics += [f"{base}/+/counts", f"{base}/+/status", f"{base}/status"]
-            topics += [f"{base}/stats", f"{base}/notice"]
-        return [(topic, 1) for topic in topics]
+        return [(f, 1) for site in self.config.sites for f in Topics(prefix, site).filters()]
 
     def start(self) -> None:
         try:
@@ -165,7 +165,7 @@ class Collector:
     def _store(self, topic: str, payload: bytes, now: float) -> None:
         if len(payload) > MAX_PAYLOAD:
             raise Rejected(f"payload over {MAX_PAYLOAD} bytes")
-        site, camera, kind = parse_topic(topic, self.mqtt.topic_prefix)
+        site, camera, kind = _topic(topic, self.mqtt.topic_prefix)
         if kind == "counts":
             report: PublishedReport = _model("counts", PublishedReport, payload)
             if report.camera != camera:
@@ -178,7 +178,7 @@ class Collector:
                 raise Rejected("counts: window older than the raw retention")
         elif kind == "status":
             text = payload.decode("utf-8", "replace").strip()
-            if text not in ("online", "offline"):
+            if text not in STATUSES:
                 raise Rejected("status: neither 'online' nor 'offline'")
             # A retained status was set before we subscribed: its time is unknown, so it counts
             # from now; a repeat of the current status is not a change.

@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Select, Table, func, or_, select
 
-from edge.counting import Direction
 from edge.dashboard import schema as t
-from edge.gate import CategoryName
+from edge.schema import CATEGORY_NAMES, DIRECTIONS, CategoryName, Direction
 
 Bucket = Literal["15min", "hour", "day"]
 BUCKETS: tuple[Bucket, ...] = ("15min", "hour", "day")
@@ -39,8 +38,8 @@ class Selection:
     site: str | None = None
     camera: str | None = None
     line: str | None = None
-    categories: tuple[CategoryName, ...] = t.CATEGORIES
-    directions: tuple[Direction, ...] = t.DIRECTIONS
+    categories: tuple[CategoryName, ...] = CATEGORY_NAMES
+    directions: tuple[Direction, ...] = DIRECTIONS
 
 
 @dataclass(frozen=True)

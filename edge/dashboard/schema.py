@@ -24,12 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from edge.counting import Direction
-from edge.gate import CategoryName
+from edge.schema import CATEGORY_NAMES, DIRECTIONS
 
-DIRECTIONS: tuple[Direction, ...] = ("in", "out")
-CATEGORIES: tuple[CategoryName, ...] = ("pedestrian", "bike", "vehicle")
-COUNT_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS for c in CATEGORIES)
+COUNT_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS for c in CATEGORY_NAMES)
 
 metadata = MetaData()
 
@@ -40,8 +37,8 @@ def _counts() -> list[Column[int]]:
 
 def _occupancy() -> list[Column[float]]:
     """Zone occupancy: time-weighted sum of the mean (mean x seconds) and the peak."""
-    return [Column(f"mean_s_{c}", Float, nullable=False, default=0.0) for c in CATEGORIES] + [
-        Column(f"max_{c}", Integer, nullable=False, default=0) for c in CATEGORIES
+    return [Column(f"mean_s_{c}", Float, nullable=False, default=0.0) for c in CATEGORY_NAMES] + [
+        Column(f"max_{c}", Integer, nullable=False, default=0) for c in CATEGORY_NAMES
     ]
 
 

@@ -28,10 +28,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from edge.counting import Direction
 from edge.dashboard import schema as t
 from edge.errors import ConfigError, EdgeError
-from edge.gate import CategoryName, NoticeMessage, PublishedReport, StatsMessage, ZoneFigures
+from edge.schema import (
+    CATEGORY_NAMES,
+    DIRECTIONS,
+    CategoryName,
+    Direction,
+    NoticeMessage,
+    PublishedReport,
+    StatsMessage,
+    ZoneFigures,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +145,14 @@ def _upsert_add(connection: Connection, table: Table, rows: list[dict[str, Any]]
 def line_columns(per_direction: dict[Direction, dict[CategoryName, int]]) -> dict[str, int]:
     """One window's counts on one line, as the wide columns of ``line_counts``."""
     return {
-        f"{d}_{c}": per_direction.get(d, {}).get(c, 0) for d in t.DIRECTIONS for c in t.CATEGORIES
+        f"{d}_{c}": per_direction.get(d, {}).get(c, 0) for d in DIRECTIONS for c in CATEGORY_NAMES
     }
 
 
 def zone_columns(per_category: dict[CategoryName, ZoneFigures], seconds: float) -> dict[str, float]:
     """One window's occupancy of one zone: mean x seconds (to sum) and peak (to take the max)."""
     empty = ZoneFigures(mean=0.0, max=0)
-    figures = {c: per_category.get(c, empty) for c in t.CATEGORIES}
+    figures = {c: per_category.get(c, empty) for c in CATEGORY_NAMES}
     return {
         "observed_s": seconds,
         **{f"mean_s_{c}": f.mean * seconds for c, f in figures.items()},

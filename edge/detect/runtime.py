@@ -10,7 +10,6 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from edge.config import DetectorConfig, Provider
+from edge.detect.protocol import ModelInfo
 from edge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -27,19 +27,6 @@ ORT_PROVIDERS: dict[Provider, str] = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the detector needs to know about a YOLO ONNX file, read from the file itself."""
-
-    path: Path
-    names: dict[int, str]
-    input_size: tuple[int, int]  # (width, height)
-    batch: int | None  # None when the batch axis is dynamic
-    outputs: int  # N candidate boxes per image
-    task: str
-    metadata: dict[str, str]
 
 
 def _parse_names(path: Path, raw: str | None, nc: int) -> dict[int, str]:

@@ -1,0 +1,319 @@
+"""The one place that builds the program from the settings and runs it.
+
+    settings -> policy + start-up gate -> audit log -> sinks (stdout, JSON Lines, MQTT + spool)
+             -> egress gate -> feeds + detector -> runner -> stats, heartbeat
+
+``count`` (``edge count``, ``edge bench``) replays one recording on stream time from 0, keeps
+its reports for a summary and sends them nowhere else; ``run`` (``edge run``) serves every
+configured camera to the configured sinks, recordings on the wall clock so that windows fall
+on real minutes. Both pass the same start-up gate once, audit ``start`` and ``stop`` once, and
+run the same loop (``edge.runner``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from edge import __version__
+from edge.audit import AuditLog, JsonValue
+from edge.config import CameraConfig, Settings, config_sha256
+from edge.detect.detector import YoloDetector
+from edge.detect.runtime import OnnxRuntime
+from edge.errors import ConfigError, EdgeError
+from edge.gate import EgressGate, startup_gate
+from edge.health import Heartbeat, HeartbeatWriter
+from edge.live import is_live
+from edge.manifest import sha256_file
+from edge.mqtt import MqttPublisher, home_assistant_discovery
+from edge.notice import render_notice
+from edge.policy import Policy, load_policy
+from edge.progress import Progress
+from edge.runner import CameraResult, Runner
+from edge.schema import NoticeMessage, StatsMessage, iso
+from edge.sinks import CollectSink, JsonlSink, Sink, StdoutSink
+from edge.sources import Replay, open_feed
+from edge.spool import Spool
+
+log = logging.getLogger(__name__)
+FLUSH_TIMEOUT_S = 1.0  # at stop; what the broker has not taken by then stays spooled
+
+__all__ = ["build_detector", "count", "run"]
+
+
+def build_detector(settings: Settings) -> YoloDetector:
+    cfg = settings.detector
+    runtime = OnnxRuntime.configured(settings.model_path(), cfg, cfg.threads)
+    detector = YoloDetector(runtime, cfg.confidence, cfg.iou, cfg.max_detections)
+    detector.warm_up()
+    return detector
+
+
+def count(
+    settings: Settings,
+    camera: CameraConfig,
+    where: str = "camera",
+    *,
+    detector: YoloDetector | None = None,
+    progress: bool = True,
+    sinks: Sequence[Sink] = (),
+    max_frames: int | None = None,
+    on_frame: Callable[[], None] | None = None,
+    today: Callable[[], dt.date] = dt.date.today,
+) -> CameraResult:
+    """One recording, first frame to last, under the legal gate; its reports in the result.
+
+    ``where`` names the camera in error messages (``cameras[0]``); ``sinks`` receive the admitted
+    reports besides the result (a benchmark's JSON Lines file); ``max_frames`` ends the clip
+    early and ``on_frame`` is called after each frame (a benchmark's sample and probe).
+    """
+    if is_live(camera.source):
+        raise ConfigError([f"{where}.source: a live stream; 'edge run' reads live cameras"])
+    detector = detector or build_detector(settings)
+    collected = CollectSink()
+    with ExitStack() as stack:
+        bar = Progress(max_frames, camera.id, enabled=progress)
+        stack.callback(bar.close)
+
+        def advance() -> None:
+            bar.advance()
+            if on_frame is not None:
+                on_frame()
+
+        (result,) = _serve(
+            settings, [(camera, where)], detector, lambda policy, audit: [collected, *sinks],
+            stack, origin=0.0, today=today, on_frame=advance, max_frames=max_frames,
+            progress=bar,
+        )  # fmt: skip
+    result.windows = collected.reports
+    return result
+
+
+def run(settings: Settings, health_file: Path | None = None) -> list[CameraResult]:
+    """Every configured camera to the configured sinks until the recordings end or SIGINT /
+    SIGTERM; with ``health_file``, a heartbeat is written there every few seconds."""
+    live = [is_live(camera.source) for camera in settings.cameras]
+    if any(live) and not all(live):
+        raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
+    if not settings.cameras:
+        raise ConfigError(["cameras: no camera to run"])
+    detector = build_detector(settings)
+    cameras = [(camera, f"cameras[{i}]") for i, camera in enumerate(settings.cameras)]
+    with ExitStack() as stack:
+        publisher = None
+        sinks: list[Sink] = []
+        if settings.sinks.stdout:
+            sinks.append(StdoutSink())
+        if settings.sinks.jsonl is not None:
+            jsonl = JsonlSink(settings.sinks.jsonl)
+            stack.callback(jsonl.close)
+            sinks.append(jsonl)
+
+        def connect(policy: Policy, audit: AuditLog) -> list[Sink]:
+            nonlocal publisher
+            if settings.mqtt.enabled:
+                publisher = _publisher(settings, policy, audit, stack)
+                return [*sinks, publisher]
+            return sinks
+
+        def monitor(runner: Runner) -> None:
+            if publisher is not None:
+                _start_stats(settings, publisher, runner, stack)
+            if health_file is not None:
+                _start_heartbeat(health_file, settings, publisher, runner, stack)
+
+        return _serve(
+            settings, cameras, detector, connect, stack, origin=time.time(), monitor=monitor
+        )
+
+
+def _serve(
+    settings: Settings,
+    cameras: Sequence[tuple[CameraConfig, str]],
+    detector: YoloDetector,
+    make_sinks: Callable[[Policy, AuditLog], Sequence[Sink]],
+    stack: ExitStack,
+    *,
+    origin: float,
+    today: Callable[[], dt.date] = dt.date.today,
+    on_frame: Callable[[], None] | None = None,
+    max_frames: int | None = None,
+    monitor: Callable[[Runner], None] | None = None,
+    progress: Progress | None = None,
+) -> list[CameraResult]:
+    """Gate, audit, sinks, feeds, loop: the part ``count`` and ``run`` share.
+
+    ``make_sinks`` makes the sinks once the policy and audit log are known (the MQTT spool
+    audits its drops), only after the start-up gate let the run start.
+    """
+    policy = load_policy(settings.policy.path())
+    decision = startup_gate(settings, policy, [c for c, _ in cameras], detector.info, today())
+    audit = stack.enter_context(AuditLog(settings.audit.path))  # one writer for the run
+    facts: dict[str, JsonValue] = {
+        "software": __version__,
+        "policy": policy.name,
+        "policy_sha256": policy.sha256,
+        "config_sha256": config_sha256(settings),
+        "model": detector.info.path.name,
+        "model_sha256": sha256_file(detector.info.path),
+        "cameras": [camera.id for camera, _ in cameras],
+    }
+    if not decision.allowed:  # recorded, then raised: before any connection or frame
+        refusals: list[JsonValue] = [f"{d.rule}: {d.detail}" for d in decision.refusals]
+        audit.append("start_refused", **facts, refusals=refusals)
+        decision.raise_if_refused()
+    audit.append("start", **facts, checks=[d.rule for d in decision.decisions])
+    try:
+        outputs = make_sinks(policy, audit)
+        notices = {
+            camera.id: camera.notice_url or settings.deployment.notice_url or ""
+            for camera, _ in cameras
+        }
+        gate = EgressGate(policy, audit, outputs, notices)
+        on_status = _status_relay(outputs)
+        feeds = []
+        for camera, where in cameras:
+            feed = open_feed(
+                camera.source, camera.id, target_fps=camera.target_fps,
+                transport=camera.transport, stall_s=camera.stall_seconds, origin=origin,
+                on_status=on_status,
+            )  # fmt: skip
+            stack.callback(feed.close)
+            if isinstance(feed, Replay):  # a recording's size is known before its first frame
+                camera.check_fits(feed.frame_size, where)
+                if progress is not None:
+                    progress.total = progress.total or feed.expected_frames
+            feeds.append((camera, feed))
+        runner = Runner(
+            feeds, settings, detector, gate, today=today, on_frame=on_frame, max_frames=max_frames
+        )
+        if monitor is not None:
+            monitor(runner)
+        results = runner.run()
+    except EdgeError as err:  # e.g. an unreadable clip: say why the run stopped
+        audit.append("stop", error=str(err), frames_persisted=0)
+        raise
+    categories = [c for c in results[0].categories if c in policy.allowed_categories]
+    for result in results:
+        result.categories = categories
+    audit.append(
+        "stop",
+        frames_processed=sum(r.frames for r in results),
+        frames_persisted=0,  # no code path writes a frame: pixels stop at the detector
+        reports_published=gate.published,
+        reports_dropped=gate.dropped,
+        interrupted=any(r.interrupted for r in results),
+        stopped_by_policy=results[0].stopped_by_policy,
+    )
+    return results
+
+
+def _status_relay(sinks: Sequence[Sink]) -> Callable[[str, bool], None]:
+    """Camera online/offline, told to the MQTT publisher if there is one."""
+    publishers = [s for s in sinks if isinstance(s, MqttPublisher)]
+
+    def relay(camera: str, online: bool) -> None:
+        for publisher in publishers:
+            publisher.set_camera_status(camera, "online" if online else "offline")
+
+    return relay
+
+
+def _publisher(
+    settings: Settings, policy: Policy, audit: AuditLog, stack: ExitStack
+) -> MqttPublisher:
+    spool = Spool(
+        settings.spool.path,
+        settings.spool.max_reports,
+        policy.retention.spool_days * 86400.0,
+        audit,
+    )
+    stack.callback(spool.close)
+    notice = NoticeMessage(
+        schema_version=1,
+        policy=policy.name,
+        policy_sha256=policy.sha256,
+        # the start-up gate made sure every camera has a notice, its own or the site's
+        notice_url=settings.deployment.notice_url
+        or next(c.notice_url for c in settings.cameras if c.notice_url),
+        notice=render_notice(settings.deployment, policy, settings.cameras),
+    )
+    categories = [c.value for c in policy.allowed_categories]
+    discovery = (
+        home_assistant_discovery(settings.mqtt, settings.cameras, categories)
+        if settings.mqtt.home_assistant
+        else []
+    )
+    publisher = MqttPublisher(
+        settings.mqtt, spool, [c.id for c in settings.cameras], notice, discovery
+    )
+    publisher.start()
+    stack.callback(publisher.stop, FLUSH_TIMEOUT_S)
+    return publisher
+
+
+def _start_stats(
+    settings: Settings, publisher: MqttPublisher, runner: Runner, stack: ExitStack
+) -> None:
+    """Publish health every ``stats_interval_s``, and once more at stop."""
+
+    def publish() -> None:
+        results = runner.results
+        message = StatsMessage(
+            schema_version=1,
+            time=iso(time.time()),
+            cameras=runner.stats(),
+            spool_depth=publisher.spool.depth,
+            reports_published=sum(r.reports_published for r in results),
+            reports_dropped=sum(r.reports_dropped for r in results),
+            delivery="failing" if publisher.delivery_error else "ok",
+            delivery_errors=publisher.drain_errors,
+        )
+        log.debug("stats %s", message.model_dump_json())
+        publisher.publish_stats(message)
+
+    stopping = threading.Event()
+
+    def tick() -> None:
+        while not stopping.wait(settings.mqtt.stats_interval_s):
+            try:
+                publish()
+            except Exception:  # a health figure must never stop the run
+                log.exception("stats not published")
+
+    threading.Thread(target=tick, name="stats", daemon=True).start()
+    stack.callback(publish)  # last figures at stop (runs after the ticker is told to stop)
+    stack.callback(stopping.set)
+
+
+def _start_heartbeat(
+    path: Path,
+    settings: Settings,
+    publisher: MqttPublisher | None,
+    runner: Runner,
+    stack: ExitStack,
+) -> None:
+    """Figures for ``edge health``, from what the runner keeps up to date."""
+
+    def figures() -> Heartbeat:
+        stats = runner.stats()
+        return Heartbeat(
+            time=time.time(),
+            pid=os.getpid(),
+            cameras=len(settings.cameras),
+            cameras_online=sum(1 for s in stats.values() if s.online),
+            frames_processed=sum(s.frames_processed for s in stats.values()),
+            spool_depth=publisher.spool.depth if publisher is not None else None,
+            mqtt_connected=publisher.connected if publisher is not None else None,
+            delivery_error=publisher.delivery_error if publisher is not None else "",
+        )
+
+    writer = HeartbeatWriter(path, figures)
+    writer.start()
+    stack.callback(writer.stop)  # before the spool closes: callbacks run last-in first-out

@@ -1,0 +1,306 @@
+"""The one frame loop: recordings and live cameras, for ``edge count``, ``edge run``,
+``edge bench`` and the live benchmark alike.
+
+Every camera has a feed (``edge.frames.FrameFeed``) and its own pipeline; one detector serves
+them round-robin. Each frame goes through the motion gate, then the detector or the "unchanged"
+path, then tracking, counting and aggregation; every closed window leaves through the egress
+gate. A model with a dynamic batch gets one frame of every camera that needs detection per call;
+the fixed batch-1 models take one frame at a time, each camera's taken just before its turn.
+
+The loop ends when every recording has ended, on SIGINT / SIGTERM (``KeyboardInterrupt``) or
+``stop()``, or when the policy runs out (``PolicyViolation`` from the gate). Open windows are
+then closed as partial, unless the policy ran out: nothing more may be published under it.
+
+Everything the loop keeps is bounded: per-stage timings and frame ages in fixed-size rings
+(``edge.figures``), counts as integers; ``stats()`` reads them in constant time from any thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.aggregate import CountReport
+from edge.config import CameraConfig, Settings
+from edge.counting import DIRECTIONS
+from edge.detect.protocol import Detector
+from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
+from edge.errors import PolicyViolation
+from edge.figures import Recent, StageTimes
+from edge.frames import Frame, FrameFeed
+from edge.gate import EgressGate
+from edge.live import redact
+from edge.pipeline import STAGES, CameraPipeline
+from edge.schema import CATEGORY_NAMES, CameraStats, CategoryName, PublishedReport
+
+IDLE_SLEEP_S = 0.005  # no live camera had a new frame: wait this long before asking again
+CLASS_NAMES = {cid: name for cid, (name, _) in COUNTED_CLASSES.items()}
+
+
+@dataclass
+class CameraResult:
+    """What one camera's run produced: aggregate figures only, bounded whatever its length.
+
+    ``windows`` holds the published reports only when the caller collects them (``edge count``);
+    a months-long run keeps their number, ``reports_published``.
+    """
+
+    source: str  # credentials redacted
+    camera_id: str
+    model: str
+    providers: list[str]
+    line_names: list[str] = field(default_factory=list)
+    zone_names: list[str] = field(default_factory=list)
+    frames: int = 0
+    skipped: int = 0  # frames the motion gate kept from the detector (included in ``frames``)
+    duration_s: float = 0.0  # stream time covered
+    wall_s: float = 0.0
+    times: StageTimes = field(default_factory=lambda: StageTimes(STAGES))
+    age_ms: Recent = field(default_factory=Recent)  # live: capture -> detector, recent frames
+    detections: dict[Category, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    classes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_NAMES.values(), 0))
+    categories: list[CategoryName] = field(default_factory=lambda: list(CATEGORY_NAMES))
+    windows: list[PublishedReport] = field(default_factory=list)
+    reports_published: int = 0
+    reports_dropped: int = 0
+    interrupted: bool = False
+    stopped_by_policy: str = ""
+
+    def count_detections(self, detections: Detections) -> None:
+        for cat, n in detections.count_by_category().items():
+            self.detections[cat] += n
+        for cid in detections.class_id.tolist():
+            self.classes[CLASS_NAMES[cid]] += 1
+
+    def line_totals(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Passages over the whole run, summed over the collected windows."""
+        totals: dict[str, dict[str, dict[str, int]]] = {
+            name: {d: dict.fromkeys(self.categories, 0) for d in DIRECTIONS}
+            for name in self.line_names
+        }
+        for report in self.windows:
+            for name, counts in report.lines.items():
+                for d, per in counts.items():
+                    for c, n in per.items():
+                        totals[name][d][c] += n
+        return totals
+
+    def zone_totals(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Mean over all frames (windows weighted by their frames) and maximum."""
+        frames = max(sum(r.frames for r in self.windows), 1)
+        return {
+            name: {
+                c: {
+                    "mean": round(
+                        sum(r.zones[name][c].mean * r.frames for r in self.windows) / frames, 3
+                    ),
+                    "max": max((r.zones[name][c].max for r in self.windows), default=0),
+                }
+                for c in self.categories
+            }
+            for name in self.zone_names
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        detect_p50, detect_p95 = self.times["detect"].percentiles()
+        return {
+            "source": self.source,
+            "camera": self.camera_id,
+            "frames": self.frames,
+            "frames_detected": self.frames - self.skipped,
+            "duration_s": round(self.duration_s, 3),
+            "interrupted": self.interrupted,
+            "stopped_by_policy": self.stopped_by_policy,
+            "model": self.model,
+            "providers": self.providers,
+            "timing": {
+                "wall_s": round(self.wall_s, 3),
+                "fps": round(self.frames / self.wall_s, 2) if self.wall_s > 0 else 0.0,
+                "detector_ms_p50": detect_p50,
+                "detector_ms_p95": detect_p95,
+                "stages_ms_mean": self.times.mean_per_call(),
+            },
+            "detections": {cat.value: n for cat, n in self.detections.items()},
+            "detections_by_class": dict(self.classes),
+            "lines": self.line_totals(),
+            "zones": self.zone_totals(),
+            "windows": [report.model_dump() for report in self.windows],
+        }
+
+
+class _Camera:
+    """One camera as the loop sees it: its feed, pipeline, result and where it stands."""
+
+    def __init__(
+        self, camera: CameraConfig, feed: FrameFeed, settings: Settings, detector: Detector
+    ) -> None:
+        self.camera = camera
+        self.feed = feed
+        self.pipeline = CameraPipeline(camera, settings)
+        self.result = CameraResult(
+            source=redact(camera.source),
+            camera_id=camera.id,
+            model=detector.info.path.name,
+            providers=detector.providers,
+            line_names=[line.name for line in camera.lines],
+            zone_names=[zone.name for zone in camera.zones],
+            times=self.pipeline.times,
+        )
+        self.taken = 0
+        self.gaps_seen = 0
+        self.first_timestamp: float | None = None
+        self.last_timestamp = 0.0
+
+    def stats(self, started: float) -> CameraStats:
+        """Health figures, from bounded state only: O(1) in the run's length."""
+        health, result = self.feed.health, self.result
+        wall = time.monotonic() - started
+        detect, age = result.times["detect"].percentiles(), result.age_ms.percentiles()
+        return CameraStats(
+            frames_received=health.frames_received,
+            frames_processed=result.frames,
+            frames_dropped=health.frames_dropped,
+            frames_skipped=result.skipped,
+            fps=min(round(result.frames / wall, 2), 10_000.0) if wall > 0 else 0.0,
+            detector_ms_p50=detect[0],
+            detector_ms_p95=detect[1],
+            frame_age_ms_p50=age[0],
+            frame_age_ms_p95=age[1],
+            reconnects=health.reconnects,
+            stalls=health.stalls,
+            offline_s=round(health.offline_s(time.time()), 3),
+            online=health.online,
+        )
+
+
+class Runner:
+    """Runs cameras through one detector until their recordings end or the run is stopped.
+
+    ``on_frame`` is called after each processed frame (a benchmark's probe, a progress bar);
+    ``max_frames`` ends each camera after that many frames (a benchmark's sample).
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[tuple[CameraConfig, FrameFeed]],
+        settings: Settings,
+        detector: Detector,
+        gate: EgressGate,
+        *,
+        today: Callable[[], dt.date] = dt.date.today,
+        on_frame: Callable[[], None] | None = None,
+        max_frames: int | None = None,
+    ) -> None:
+        self.cameras = [_Camera(camera, feed, settings, detector) for camera, feed in cameras]
+        self.detector = detector
+        self.gate = gate
+        self.today = today
+        self.on_frame = on_frame
+        self.max_frames = max_frames
+        self.started = time.monotonic()
+        self._stopping = threading.Event()
+        # Dynamic batch: one call for every camera due this round; fixed batch 1: one at a time.
+        self._batch = detector.info.batch is None
+
+    @property
+    def results(self) -> list[CameraResult]:
+        return [cam.result for cam in self.cameras]
+
+    def stats(self) -> dict[str, CameraStats]:
+        """Each camera's health figures, safe to call from another thread."""
+        return {cam.camera.id: cam.stats(self.started) for cam in self.cameras}
+
+    def stop(self) -> None:
+        """End the loop after the current round, as an interrupt would (any thread)."""
+        self._stopping.set()
+
+    def run(self) -> list[CameraResult]:
+        """Start every feed, loop, close every feed and the open windows; the results."""
+        self.started = time.monotonic()
+        start = time.perf_counter()
+        interrupted, stopped_by_policy = False, ""
+        try:
+            for cam in self.cameras:
+                cam.feed.start()
+            self._loop()
+            interrupted = self._stopping.is_set()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the windows
+            interrupted = True
+        except PolicyViolation as stop:  # the policy ran out mid-run: stop publishing now
+            stopped_by_policy = str(stop)
+        finally:
+            for cam in self.cameras:
+                cam.feed.close()  # joins the reader before the capture goes
+        for cam in self.cameras:
+            result = cam.result
+            if not stopped_by_policy:
+                self._publish(cam, cam.pipeline.close())
+            result.interrupted, result.stopped_by_policy = interrupted, stopped_by_policy
+            result.wall_s = time.perf_counter() - start
+            if cam.first_timestamp is not None:
+                period = 1.0 / cam.feed.fps if cam.feed.fps else 0.0
+                result.duration_s = cam.last_timestamp - cam.first_timestamp + period
+        return self.results
+
+    def _loop(self) -> None:
+        active = list(self.cameras)
+        while active and not self._stopping.is_set():
+            due: list[tuple[_Camera, Frame]] = []
+            busy = False
+            for cam in list(active):  # round-robin over each camera's next frame
+                frame = cam.pipeline.times.timed("decode", cam.feed.take)
+                if frame is None:
+                    if cam.feed.finished:
+                        active.remove(cam)
+                    continue
+                busy = True
+                cam.taken += 1
+                if cam.taken == self.max_frames:
+                    active.remove(cam)
+                if cam.feed.health.reconnects != cam.gaps_seen:
+                    cam.gaps_seen = cam.feed.health.reconnects
+                    cam.pipeline.reset()  # a gap: tracks from before it must not count again
+                if cam.pipeline.times.timed("motion", cam.pipeline.needs_detection, frame):
+                    due.append((cam, frame))
+                    if not self._batch:
+                        self._detect(due)
+                        due = []
+                else:
+                    cam.result.skipped += 1
+                    self._done(cam, frame, cam.pipeline.unchanged(frame.timestamp))
+            if due:
+                self._detect(due)
+            if not busy:
+                time.sleep(IDLE_SLEEP_S)
+
+    def _detect(self, due: list[tuple[_Camera, Frame]]) -> None:
+        started = time.time()
+        t0 = time.perf_counter()
+        found = self.detector.detect([frame.image for _, frame in due])
+        per_frame_ms = (time.perf_counter() - t0) * 1e3 / len(due)
+        for (cam, frame), detections in zip(due, found, strict=True):
+            cam.pipeline.times["detect"].add(per_frame_ms)
+            if cam.feed.live:
+                cam.result.age_ms.add(max(started - frame.timestamp, 0.0) * 1e3)
+            cam.result.count_detections(detections)
+            self._done(cam, frame, cam.pipeline.process(frame.timestamp, detections))
+
+    def _done(self, cam: _Camera, frame: Frame, reports: list[CountReport]) -> None:
+        cam.pipeline.times.timed("publish", self._publish, cam, reports)
+        cam.result.frames += 1
+        if cam.first_timestamp is None:
+            cam.first_timestamp = frame.timestamp
+        cam.last_timestamp = frame.timestamp
+        if self.on_frame is not None:
+            self.on_frame()
+
+    def _publish(self, cam: _Camera, reports: list[CountReport]) -> None:
+        for report in reports:
+            if self.gate.publish(report, self.today()) is None:
+                cam.result.reports_dropped += 1
+            else:
+                cam.result.reports_published += 1
