@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.analytics.detections import Category
+from edge.analytics.evaluation import count_error, read_mot_gt, true_crossings
 from edge.app import build_detector, count
 from edge.cli import _line_flag
 from edge.config import CameraConfig, LineConfig, load_settings
-from edge.detections import Category
-from edge.evaluation import count_error, read_mot_gt, true_crossings
 
 DEFAULT_LINES = [  # for a 640x480 view where people walk left and right
     "x160=160,0,160,480",

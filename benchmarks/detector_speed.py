@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.detect.detector import YoloDetector
 from edge.detect.runtime import OnnxRuntime
-from edge.sources import open_source
+from edge.vision.sources import open_source
 
 
 def measure(model: Path, frames: list[np.ndarray], threads: int, rounds: int) -> dict[str, float]:

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 from edge.app import build_detector
-from edge.audit import AuditLog
 from edge.config import CameraConfig, load_settings
-from edge.gate import EgressGate
-from edge.policy import load_policy
+from edge.legal.audit import AuditLog
+from edge.legal.gate import EgressGate
+from edge.legal.policy import load_policy
 from edge.runner import Runner
-from edge.sources import open_feed
-from tests.rtsp import start_rtsp_server
+from edge.vision.sources import open_feed
+from tests.support.rtsp import start_rtsp_server
 
 
 def rss_mb() -> float:

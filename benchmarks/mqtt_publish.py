@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.audit import AuditLog
 from edge.config import MqttConfig
-from edge.gate import EgressGate
-from edge.mqtt import MqttPublisher
-from edge.spool import Spool
-from tests.broker import start_broker, subscribe
-from tests.test_mqtt import NOTICE, POLICY, windows
+from edge.legal.audit import AuditLog
+from edge.legal.gate import EgressGate
+from edge.publish.mqtt import MqttPublisher
+from edge.publish.spool import Spool
+from tests.integration.test_mqtt import NOTICE, POLICY, windows
+from tests.support.broker import start_broker, subscribe
 
 
 def main() -> None:

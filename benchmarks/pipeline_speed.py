@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
+from edge.analytics.detections import Detections
+from edge.analytics.pipeline import CameraPipeline
 from edge.config import CameraConfig, load_settings
-from edge.detections import Detections
-from edge.pipeline import CameraPipeline
 
 W, H, FPS = 1280, 720, 25.0
 

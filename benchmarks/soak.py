@@ -61,8 +61,8 @@ import cv2
 import numpy as np
 import yaml
 
-from tests.broker import Broker, Subscriber, new_client, start_broker, subscribe
-from tests.rtsp import RtspServer, start_rtsp_server
+from tests.support.broker import Broker, Subscriber, new_client, start_broker, subscribe
+from tests.support.rtsp import RtspServer, start_rtsp_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))

@@ -1,8 +1,10 @@
 """Edge footfall counting: anonymous, time-aggregated counts from street cameras.
 
-The value objects that pass between stages are re-exported here; the stages themselves live in
-their modules (``edge.detect``, ``edge.track``, ``edge.riders``, ``edge.counting``,
-``edge.aggregate``) and are wired together in ``edge.pipeline``.
+The value objects that pass between stages are re-exported here. The package is grouped by
+purpose: ``vision`` (frames, sources, motion gate), ``detect`` (detector protocol, ONNX
+Runtime, YOLO decoding), ``analytics`` (tracking, counting, windows), ``legal`` (policy, gates,
+audit, notice), ``publish`` (sinks, spool, MQTT), ``dashboard``; ``app`` wires them from the
+settings and ``runner`` is the one frame loop.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import os
 # closed schema, so it is off before any of our modules can import onnxruntime.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from edge.aggregate import CountReport, ZoneOccupancy
-from edge.counting import CountEvent
-from edge.detections import Category, Detections
+from edge.analytics.aggregate import CountReport, ZoneOccupancy
+from edge.analytics.counting import CountEvent
+from edge.analytics.detections import Category, Detections
+from edge.analytics.track import Tracks
 from edge.errors import (
     ConfigError,
     EdgeError,
@@ -25,8 +28,7 @@ from edge.errors import (
     PublishError,
     SourceError,
 )
-from edge.frames import Frame, FrameSource
-from edge.track import Tracks
+from edge.vision.frames import Frame, FrameSource
 
 __version__ = "0.1.0"
 __all__ = [

@@ -22,24 +22,24 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edge import __version__
-from edge.audit import AuditLog, JsonValue
 from edge.config import CameraConfig, Settings, config_sha256
 from edge.detect.detector import YoloDetector
+from edge.detect.manifest import sha256_file
 from edge.detect.runtime import OnnxRuntime
 from edge.errors import ConfigError, EdgeError
-from edge.gate import EgressGate, startup_gate
 from edge.health import Heartbeat, HeartbeatWriter
-from edge.live import is_live
-from edge.manifest import sha256_file
-from edge.mqtt import MqttPublisher, home_assistant_discovery
-from edge.notice import render_notice
-from edge.policy import Policy, load_policy
+from edge.legal.audit import AuditLog, JsonValue
+from edge.legal.gate import EgressGate, startup_gate
+from edge.legal.notice import render_notice
+from edge.legal.policy import Policy, load_policy
 from edge.progress import Progress
+from edge.publish.mqtt import MqttPublisher, home_assistant_discovery
+from edge.publish.sinks import CollectSink, JsonlSink, Sink, StdoutSink
+from edge.publish.spool import Spool
 from edge.runner import CameraResult, Runner
 from edge.schema import NoticeMessage, StatsMessage, iso
-from edge.sinks import CollectSink, JsonlSink, Sink, StdoutSink
-from edge.sources import Replay, open_feed
-from edge.spool import Spool
+from edge.vision.live import is_live
+from edge.vision.sources import Replay, open_feed
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 1.0  # at stop; what the broker has not taken by then stays spooled
@@ -107,19 +107,20 @@ def run(settings: Settings, health_file: Path | None = None) -> list[CameraResul
     cameras = [(camera, f"cameras[{i}]") for i, camera in enumerate(settings.cameras)]
     with ExitStack() as stack:
         publisher = None
-        sinks: list[Sink] = []
-        if settings.sinks.stdout:
-            sinks.append(StdoutSink())
-        if settings.sinks.jsonl is not None:
-            jsonl = JsonlSink(settings.sinks.jsonl)
-            stack.callback(jsonl.close)
-            sinks.append(jsonl)
 
         def connect(policy: Policy, audit: AuditLog) -> list[Sink]:
+            """The configured sinks, opened once the start-up gate let the run start."""
             nonlocal publisher
+            sinks: list[Sink] = []
+            if settings.sinks.stdout:
+                sinks.append(StdoutSink())
+            if settings.sinks.jsonl is not None:
+                jsonl = JsonlSink(settings.sinks.jsonl)
+                stack.callback(jsonl.close)
+                sinks.append(jsonl)
             if settings.mqtt.enabled:
                 publisher = _publisher(settings, policy, audit, stack)
-                return [*sinks, publisher]
+                sinks.append(publisher)
             return sinks
 
         def monitor(runner: Runner) -> None:

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
+from edge.analytics.counting import DIRECTIONS
+from edge.analytics.detections import COUNTED_CLASSES
+from edge.analytics.evaluation import count_error, read_mot_gt, true_crossings
 from edge.config import (
     CameraConfig,
     DetectorConfig,
@@ -42,12 +45,9 @@ from edge.config import (
     load_settings,
     with_overrides,
 )
-from edge.counting import DIRECTIONS
-from edge.detections import COUNTED_CLASSES
 from edge.errors import ConfigError, EdgeError, ModelError
-from edge.evaluation import count_error, read_mot_gt, true_crossings
-from edge.live import is_live
 from edge.progress import Progress
+from edge.vision.live import is_live
 
 Counts = dict[str, dict[str, int]]  # direction -> category -> passages
 HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "ultralytics_baseline.py"
@@ -137,7 +137,7 @@ def measure_limit(
     """(a) ``session.run`` alone on letterboxed frames of the clip, made before the clock starts."""
     from edge.detect.runtime import OnnxRuntime
     from edge.detect.yolo import letterbox
-    from edge.sources import open_source
+    from edge.vision.sources import open_source
 
     runtime = OnnxRuntime.configured(model, detector, threads)
     source = open_source(clip, "bench")
@@ -163,7 +163,7 @@ def measure_edge(
 ) -> Measurement:
     """(b) ``edge.app.count``: decode, motion gate, detect, track, count, aggregate, egress gate."""
     from edge.app import build_detector, count
-    from edge.sinks import JsonlSink
+    from edge.publish.sinks import JsonlSink
 
     settings = _settings_for(config, model, threads, sink.parent / "audit.jsonl")
     camera = next(c for c in settings.cameras if c.id == camera_id)
@@ -406,7 +406,7 @@ def run_bench(
 
 
 def _frame_count(source: str) -> int:
-    from edge.sources import open_source
+    from edge.vision.sources import open_source
 
     clip = open_source(source, "bench")
     clip.close()

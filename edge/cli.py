@@ -23,11 +23,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from edge.audit import AuditLog, JsonValue
+from edge.analytics.detections import CATEGORIES
 from edge.config import AuditConfig, CameraConfig, Settings, load_settings, with_overrides
-from edge.detections import CATEGORIES
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
 from edge.health import HEALTH_FILE_ENV
+from edge.legal.audit import AuditLog, JsonValue
 from edge.progress import Progress
 
 EXIT_ERROR = 2
@@ -47,8 +47,8 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_models_info(args: argparse.Namespace) -> int:
+    from edge.detect.manifest import load_manifest, sha256_file
     from edge.detect.runtime import OnnxRuntime
-    from edge.manifest import load_manifest, sha256_file
 
     runtime = OnnxRuntime(args.path)
     info = runtime.info
@@ -80,7 +80,7 @@ def cmd_models_info(args: argparse.Namespace) -> int:
 
 
 def cmd_models_quantize(args: argparse.Namespace) -> int:
-    from edge.quantize import quantize_model
+    from edge.detect.quantize import quantize_model
 
     output = args.output or args.path.with_name(f"{args.path.stem}_int8_static.onnx")
     bar = Progress(args.frames, "calibration", enabled=not args.quiet)
@@ -172,8 +172,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     """Every start-up gate decision for every camera; exit 0 if the deployment may start."""
     from edge.detect.runtime import OnnxRuntime
-    from edge.gate import startup_gate
-    from edge.policy import load_policy
+    from edge.legal.gate import startup_gate
+    from edge.legal.policy import load_policy
 
     settings = load_settings(args.config)
     policy = load_policy(settings.policy.path())
@@ -188,7 +188,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
-    from edge.policy import load_policy
+    from edge.legal.policy import load_policy
 
     path = args.policy or load_settings(args.config).policy.path()
     policy = load_policy(path)
@@ -198,8 +198,8 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 
 def cmd_notice(args: argparse.Namespace) -> int:
-    from edge.notice import render_notice
-    from edge.policy import load_policy
+    from edge.legal.notice import render_notice
+    from edge.legal.policy import load_policy
 
     settings = load_settings(args.config)
     policy = load_policy(settings.policy.path())
@@ -208,7 +208,7 @@ def cmd_notice(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from edge.audit import verify_audit
+    from edge.legal.audit import verify_audit
 
     check = verify_audit(args.file)
     if check.ok:

@@ -27,13 +27,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge.analytics.geometry import Anchor, polygon_is_simple
+from edge.analytics.riders import RiderConfig
+from edge.analytics.track import TrackerConfig
 from edge.errors import ConfigError, PolicyViolation, validation_lines
-from edge.forbidden import find_forbidden
-from edge.geometry import Anchor, polygon_is_simple
-from edge.motion import MotionConfig
-from edge.riders import RiderConfig
+from edge.legal.forbidden import find_forbidden
 from edge.schema import NAME_RE, TOPIC_PREFIX_PATTERN, URL_MAX_LENGTH, URL_PATTERN, Name
-from edge.track import TrackerConfig
+from edge.vision.motion import MotionConfig
 
 Point = tuple[float, float]
 Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
@@ -400,7 +400,7 @@ class Settings(BaseSettings):
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read, validate and return the settings; ``ConfigError`` lists every problem.
 
-    A configuration asking for a forbidden use (``edge.forbidden``) is refused first, with the
+    A configuration asking for a forbidden use (``edge.legal.forbidden``) is refused first, with the
     legal reason, as ``PolicyViolation``.
     """
     data: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """The one frame loop: recordings and live cameras, for ``edge count``, ``edge run``,
 ``edge bench`` and the live benchmark alike.
 
-Every camera has a feed (``edge.frames.FrameFeed``) and its own pipeline; one detector serves
+Every camera has a feed (``edge.vision.frames.FrameFeed``) and its own pipeline; one detector serves
 them round-robin. Each frame goes through the motion gate, then the detector or the "unchanged"
 path, then tracking, counting and aggregation; every closed window leaves through the egress
 gate. A model with a dynamic batch gets one frame of every camera that needs detection per call;
@@ -24,18 +24,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.aggregate import CountReport
+from edge.analytics.aggregate import CountReport
+from edge.analytics.counting import DIRECTIONS
+from edge.analytics.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
+from edge.analytics.pipeline import STAGES, CameraPipeline
 from edge.config import CameraConfig, Settings
-from edge.counting import DIRECTIONS
 from edge.detect.protocol import Detector
-from edge.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.errors import PolicyViolation
 from edge.figures import Recent, StageTimes
-from edge.frames import Frame, FrameFeed
-from edge.gate import EgressGate
-from edge.live import redact
-from edge.pipeline import STAGES, CameraPipeline
+from edge.legal.gate import EgressGate
 from edge.schema import CATEGORY_NAMES, CameraStats, CategoryName, PublishedReport
+from edge.vision.frames import Frame, FrameFeed
+from edge.vision.live import redact
 
 IDLE_SLEEP_S = 0.005  # no live camera had a new frame: wait this long before asking again
 CLASS_NAMES = {cid: name for cid, (name, _) in COUNTED_CLASSES.items()}

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.detections import Detections
-from tests.broker import broker, secure_broker  # noqa: F401  (fixtures)
-from tests.rtsp import rtsp_server  # noqa: F401  (fixture)
+from edge.analytics.detections import Detections
+from tests.support.broker import broker, secure_broker  # noqa: F401  (fixtures)
+from tests.support.rtsp import rtsp_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from edge.config import DashboardConfig, MqttConfig
 from edge.dashboard.store import Store, StoreError
 from edge.errors import PublishError
-from edge.mqtt import authenticate
+from edge.publish.mqtt import authenticate
 from edge.schema import (
     STATUSES,
     NoticeMessage,

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from edge.analytics.detections import Detections
 from edge.detect.protocol import ModelInfo
 from edge.detect.runtime import OnnxRuntime
 from edge.detect.yolo import Letterbox, letterbox, postprocess
-from edge.detections import Detections
 
 
 class YoloDetector:

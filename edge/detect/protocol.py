@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge.detections import Detections
+from edge.analytics.detections import Detections
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.detections import COUNTED_CLASS_IDS, Detections
+from edge.analytics.detections import COUNTED_CLASS_IDS, Detections
 
 _LAST_COUNTED = int(COUNTED_CLASS_IDS.max())
 PAD_VALUE = 114  # Ultralytics' letterbox grey: keeping it keeps scores identical to theirs

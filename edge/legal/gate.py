@@ -1,0 +1,310 @@
+"""The legal gate: checked once before any frame is read, and again on every outgoing payload.
+
+Start-up (``startup_gate``): the policy is in force today, the declared purpose is the policy's,
+every declaration field the policy requires is there, every camera has a public notice and a
+location, windows are at least the policy's minimum, lines and zones are outputs the policy
+allows, and the model only detects (task ``detect``, COCO ids 0-7 meaning what the class filter
+assumes, no class such as a face or a plate). Forbidden modes never reach it: the configuration
+has no field for them and ``edge.legal.forbidden`` refuses a file that asks for one.
+
+Egress (``EgressGate``): the only way to a sink. A payload passes only if it is a well-formed
+``PublishedReport`` (``edge.schema``, closed: no extra field, no id, box, coordinate, image or
+free text) that agrees with the policy: its sha256, allowed categories, window length,
+small-count rule.
+Anything else is dropped and the drop written to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.analytics.aggregate import CountReport
+from edge.analytics.detections import COUNTED_CLASSES, Category
+from edge.config import CameraConfig, Settings
+from edge.detect.protocol import ModelInfo
+from edge.errors import PolicyViolation
+from edge.legal.audit import AuditLog
+from edge.legal.forbidden import forbidden_class
+from edge.legal.policy import Policy
+from edge.publish.sinks import Sink
+from edge.schema import SCHEMA_VERSION, PublishedReport, describe_invalid, iso, report_id
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One check of the gate: ``rule`` names it, ``detail`` says what was found or why not."""
+
+    rule: str
+    allowed: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{'allowed' if self.allowed else 'REFUSED'}  {self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    decisions: tuple[Decision, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return all(d.allowed for d in self.decisions)
+
+    @property
+    def refusals(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.allowed]
+
+    def raise_if_refused(self) -> None:
+        if not self.allowed:
+            raise PolicyViolation([f"{d.rule}: {d.detail}" for d in self.refusals])
+
+
+def _declared(value: object) -> bool:
+    return value is not None and str(value).strip() != ""
+
+
+def startup_gate(
+    settings: Settings,
+    policy: Policy,
+    cameras: Sequence[CameraConfig],
+    model: ModelInfo | None,
+    today: dt.date,
+) -> GateResult:
+    """Every check the deployment must pass before a frame is read."""
+    d: list[Decision] = []
+    d.append(
+        Decision(
+            "policy.validity",
+            policy.valid_on(today),
+            f"policy '{policy.name}' v{policy.version} is valid from {policy.valid_from} to "
+            f"{policy.valid_until}; today is {today}",
+        )
+    )
+    declaration = settings.deployment
+    for field in policy.required_declaration:
+        if field == "camera_location":
+            continue
+        value = getattr(declaration, field)
+        d.append(
+            Decision(
+                f"declaration.{field}",
+                _declared(value),
+                f"declared: {value}"
+                if _declared(value)
+                else f"missing: the policy requires deployment.{field} (GDPR art. 13 and 30)",
+            )
+        )
+    if _declared(declaration.purpose):
+        d.append(
+            Decision(
+                "declaration.purpose",
+                declaration.purpose == policy.purpose,
+                f"declared '{declaration.purpose}', the policy allows '{policy.purpose}' only "
+                "(GDPR art. 5(1)(b) purpose limitation)",
+            )
+        )
+    if declaration.retention_days is not None:
+        longest = policy.retention.audit_days
+        d.append(
+            Decision(
+                "declaration.retention_days",
+                declaration.retention_days <= longest,
+                f"{declaration.retention_days} days declared, the policy allows at most {longest}",
+            )
+        )
+    seconds = settings.window.seconds
+    d.append(
+        Decision(
+            "window.seconds",
+            seconds >= policy.min_window_seconds,
+            f"{seconds} s windows, the policy's minimum is {policy.min_window_seconds} s "
+            "(shorter windows come closer to following individuals)",
+        )
+    )
+    if not cameras:
+        d.append(Decision("cameras", False, "no camera configured"))
+    for camera in cameras:
+        notice = camera.notice_url or declaration.notice_url
+        d.append(
+            Decision(
+                f"camera[{camera.id}].notice",
+                _declared(notice),
+                f"public notice {notice}"
+                if notice
+                else "no public notice: the public must be clearly informed before counting "
+                "(CNIL, July 2022; GDPR art. 12-13)",
+            )
+        )
+        if "camera_location" in policy.required_declaration:
+            d.append(
+                Decision(
+                    f"camera[{camera.id}].location",
+                    _declared(camera.location),
+                    f"located at {camera.location}"
+                    if camera.location
+                    else "missing: the policy requires the camera's location (GDPR art. 30)",
+                )
+            )
+        for output, items in (("line_counts", camera.lines), ("zone_occupancy", camera.zones)):
+            if items:
+                d.append(
+                    Decision(
+                        f"camera[{camera.id}].{output}",
+                        output in policy.allowed_outputs,
+                        f"{len(items)} configured; the policy allows {policy.allowed_outputs}",
+                    )
+                )
+    if model is not None:
+        d.extend(model_decisions(model))
+    return GateResult(tuple(d))
+
+
+def model_decisions(model: ModelInfo) -> list[Decision]:
+    """A model may only detect, and its counted class ids must mean what the filter assumes."""
+    name = model.path.name
+    out = [
+        Decision(
+            "model.task",
+            model.task == "detect",
+            f"{name}: task '{model.task}' (only 'detect' is allowed: no pose, segmentation or "
+            "classification of people)",
+        )
+    ]
+    wrong = {
+        cid: model.names.get(cid)
+        for cid, (expected, _) in COUNTED_CLASSES.items()
+        if model.names.get(cid) != expected
+    }
+    out.append(
+        Decision(
+            "model.classes",
+            not wrong,
+            f"{name}: counted ids map to "
+            + ", ".join(f"{cid}={model.names.get(cid)}" for cid in COUNTED_CLASSES)
+            + ("" if not wrong else f"; expected COCO names, got {wrong}"),
+        )
+    )
+    for cid, label in sorted(model.names.items()):
+        hit = forbidden_class(label)
+        if hit is not None:
+            out.append(
+                Decision(
+                    "model.forbidden_class",
+                    False,
+                    f"{name}: class {cid} '{label}' means {hit.feature}. {hit.reason}",
+                )
+            )
+    return out
+
+
+# -- egress ----------------------------------------------------------------------------------
+
+
+class EgressGate:
+    """Builds the payload of each report under the policy and lets only compliant ones out."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        audit: AuditLog,
+        sinks: Sequence[Sink],
+        notice_url: str | Mapping[str, str],
+    ) -> None:
+        """``notice_url``: the public notice of every camera, or one per camera id."""
+        self._policy = policy
+        self._audit = audit
+        self._sinks = tuple(sinks)
+        self._notice_url = notice_url
+        self.published = 0
+        self.dropped = 0
+
+    def payload(self, report: CountReport) -> dict[str, Any]:
+        """The report as the policy lets it out: allowed categories only, small counts applied."""
+        rule = self._policy.small_counts
+        allowed = [c for c in Category if c in self._policy.allowed_categories]
+        lines = {
+            name: {d: {c.value: rule.apply(per[c]) for c in allowed} for d, per in counts.items()}
+            for name, counts in report.lines.items()
+        }
+        zones: dict[str, dict[str, dict[str, float | int]]] = {}
+        for name, occupancy in report.zones.items():
+            zones[name] = {}
+            for c in allowed:
+                peak = rule.apply(occupancy.max[c])
+                mean = occupancy.mean[c] if peak == occupancy.max[c] else 0.0
+                zones[name][c.value] = {"mean": round(mean, 3), "max": peak}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "report_id": report_id(report.camera_id, report.start, self._policy.sha256),
+            "camera": report.camera_id,
+            "start": report.start,
+            "end": report.end,
+            "window_start": iso(report.start),
+            "window_end": iso(report.end),
+            "frames": report.frames,
+            "observed_s": round(report.observed_s, 3),
+            "partial": report.partial,
+            "lines": lines,
+            "zones": zones,
+            "policy_sha256": self._policy.sha256,
+            "notice_url": (
+                self._notice_url
+                if isinstance(self._notice_url, str)
+                else self._notice_url.get(report.camera_id, "")
+            ),
+        }
+
+    def publish(self, report: CountReport, today: dt.date) -> PublishedReport | None:
+        """Send one window's report to every sink, if the policy lets it out."""
+        if not self._policy.valid_on(today):
+            self._audit.append("policy_expired", policy_sha256=self._policy.sha256)
+            raise PolicyViolation(
+                [f"policy.validity: policy '{self._policy.name}' is not in force on {today}"]
+            )
+        return self.admit(self.payload(report))
+
+    def admit(self, payload: Any) -> PublishedReport | None:
+        """Any payload: sent if it is a compliant ``PublishedReport``, else dropped and audited."""
+        try:
+            report = PublishedReport.model_validate(payload)
+            problem = self._disagreement(report)
+        except ValidationError as err:
+            report, problem = None, describe_invalid(err)
+        if report is None or problem:
+            self.dropped += 1
+            self._audit.append("egress_drop", reason=problem)
+            return None
+        for sink in self._sinks:
+            sink.send(report)
+        self.published += 1
+        return report
+
+    def _disagreement(self, report: PublishedReport) -> str:
+        policy = self._policy
+        if report.policy_sha256 != policy.sha256:
+            return "policy_sha256 is not the policy in force"
+        if (report.window_start, report.window_end) != (iso(report.start), iso(report.end)):
+            return "window_start/window_end do not match start/end"
+        if report.end - report.start < policy.min_window_seconds:
+            return f"window shorter than {policy.min_window_seconds} s"
+        allowed = {c.value for c in policy.allowed_categories}
+        counts = [
+            (category, n)
+            for per_direction in report.lines.values()
+            for per in per_direction.values()
+            for category, n in per.items()
+        ] + [
+            (category, figures.max)
+            for per in report.zones.values()
+            for category, figures in per.items()
+        ]
+        if any(category not in allowed for category, _ in counts):
+            return "a category the policy does not allow"
+        if not all(policy.small_counts.allows(n) for _, n in counts):
+            return f"a count below the policy's small-count threshold {policy.small_counts.k}"
+        return ""

@@ -1,0 +1,3 @@
+"""Out of the box: sinks, the durable spool and MQTT.
+
+Only what the egress gate admitted reaches them."""

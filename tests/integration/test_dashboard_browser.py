@@ -1,0 +1,153 @@
+"""The dashboard page in a real headless Chromium (Debian's), driven by Selenium: pick a line,
+check that the chart shows what the API returns, and keep a screenshot as a test artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.dashboard.store import Store, migrate, open_engine
+from tests.conftest import REPO
+from tests.integration.test_mqtt import NOTICE
+from tests.support.dashboard_data import make_report
+from tests.support.net import HOST, accepts, free_port, wait_serving
+
+ARTIFACTS = Path(os.environ.get("EDGE_TEST_ARTIFACTS", REPO / "test-artifacts"))
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def require_browser() -> None:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        message = "Chromium is not installed: apt-get install chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[int]:
+    """``edge dashboard --no-collect`` on two days of 15-minute windows for two cameras."""
+    database = f"sqlite:///{tmp_path / 'dashboard.sqlite'}"
+    engine = open_engine(database)
+    migrate(engine)
+    store = Store(engine)
+    now = int(time.time())
+    first = now - now % 900 - 2 * 86400
+    for camera, line, scale in (("north", "entrance", 1), ("south", "exit", 3)):
+        store.add_reports("market", [
+            make_report(camera, first + 900 * k, seconds=900, line=line, counts={
+                "in": {"pedestrian": scale * (k % 7), "bike": k % 2},
+                "out": {"pedestrian": scale * (k % 5), "vehicle": k % 3},
+            })
+            for k in range(2 * 96)
+        ], now=now)  # fmt: skip
+    store.set_notice("market", NOTICE, now)
+    engine.dispose()
+    port = free_port()
+    config = tmp_path / "dashboard.yaml"
+    config.write_text(yaml.safe_dump({"dashboard": {
+        "database": database, "listen_port": port, "timezone": "Europe/Paris",
+        "title": "Market street footfall", "attribution": "Ville de Test",
+    }}))  # fmt: skip
+    log = tmp_path / "dashboard.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "dashboard", "-c", str(config), "--no-collect"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_serving(
+            process, lambda: accepts(port), "edge dashboard", log.read_text, process.kill, 30
+        )
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1280,1500",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_picking_a_line_charts_the_counts_the_api_returns(dashboard: int, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    base = f"http://{HOST}:{dashboard}"
+    driver.get(base + "/")
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#chart svg[data-buckets]"))
+    assert driver.title == "Market street footfall"
+    Select(driver.find_element(By.ID, "camera")).select_by_value("south")
+    Select(driver.find_element(By.ID, "line")).select_by_value("exit")
+
+    def drawn_for_exit(d: WebDriver) -> bool:
+        title = d.find_element(By.ID, "chart-title").text
+        busy = d.find_element(By.ID, "chart").get_attribute("aria-busy")
+        return title.endswith("market / south / exit") and busy == "false"
+
+    wait.until(drawn_for_exit)
+    bars = driver.find_elements(By.CSS_SELECTOR, "#chart rect[data-count]")
+    shown: Counter[tuple[str, str, str]] = Counter()
+    for bar in bars:
+        key = (bar.get_attribute("data-start"), bar.get_attribute("data-direction"),
+               bar.get_attribute("data-category"))  # fmt: skip
+        shown[key] += int(bar.get_attribute("data-count") or 0)  # type: ignore[index]
+    # What the API returns for the same selection: the page's own JSON download link.
+    link = driver.find_element(By.ID, "json").get_attribute("href")
+    assert link is not None and "line=exit" in link and "camera=south" in link
+    with urllib.request.urlopen(link, timeout=10) as response:
+        rows = json.loads(response.read())["rows"]
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for row in rows:
+        for direction in ("in", "out"):
+            for category, n in row[direction].items():
+                expected[(row["start"], direction, category)] += n
+    assert rows and {row["line"] for row in rows} == {"exit"}
+    assert shown == expected
+    svg = driver.find_element(By.CSS_SELECTOR, "#chart svg")
+    assert int(svg.get_attribute("data-total-in") or -1) == sum(
+        n for (_, d, _), n in expected.items() if d == "in"
+    )
+    assert int(svg.get_attribute("data-buckets") or -1) == len({s for s, _, _ in expected})
+    cards = {
+        c.get_attribute("data-direction"): c.text
+        for c in driver.find_elements(By.CSS_SELECTOR, ".card")
+    }
+    assert set(cards) == {"in", "out"}
+    notice = driver.find_element(By.ID, "notice").text
+    assert notice == NOTICE.notice.strip()
+    assert "CC-BY-4.0" in driver.find_element(By.ID, "licence").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#completeness td")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))

@@ -1,0 +1,1 @@
+"""Unit tests, mirroring the package: synthetic data, one part at a time."""
