@@ -206,6 +206,7 @@ def _serve(
     audit.append(
         "stop",
         frames_processed=sum(r.frames for r in results),
+        frames_not_detected=sum(r.skipped for r in results),  # the motion gate, whole run only
         frames_persisted=0,  # no code path writes a frame: pixels stop at the detector
         reports_published=gate.published,
         reports_dropped=gate.dropped,

@@ -8,8 +8,7 @@ whole run). Adding is O(1); a percentile reads at most ``size`` values.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
@@ -61,14 +60,6 @@ class StageTimes:
         start = time.perf_counter()
         try:
             return work(*args)
-        finally:
-            self.stages[stage].add((time.perf_counter() - start) * 1e3)
-
-    @contextmanager
-    def timing(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
         finally:
             self.stages[stage].add((time.perf_counter() - start) * 1e3)
 

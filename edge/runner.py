@@ -164,7 +164,6 @@ class _Camera:
             frames_received=health.frames_received,
             frames_processed=result.frames,
             frames_dropped=health.frames_dropped,
-            frames_skipped=result.skipped,
             fps=min(round(result.frames / wall, 2), 10_000.0) if wall > 0 else 0.0,
             detector_ms_p50=detect[0],
             detector_ms_p95=detect[1],

@@ -161,7 +161,6 @@ class CameraStats(_Closed):
     frames_received: Total
     frames_processed: Total
     frames_dropped: Total  # replaced by a newer frame, or beyond target_fps, before processing
-    frames_skipped: Total = 0  # processed without the detector: the motion gate saw no change
     fps: float = Field(ge=0, le=10_000)
     detector_ms_p50: float = Field(ge=0, le=1e6)
     detector_ms_p95: float = Field(ge=0, le=1e6)

@@ -14,7 +14,8 @@ import numpy.typing as npt
 class Frame:
     """One decoded picture.
 
-    timestamp: seconds; stream time for recorded clips (index / fps), monotonic for live ones.
+    timestamp: seconds; stream time for recorded clips (origin + index / fps), wall-clock
+    capture time for live ones.
     image: uint8 (H, W, 3), BGR as OpenCV decodes it. Only the detector reads it.
     """
 
