@@ -56,8 +56,8 @@ FROM ${BASE_IMAGE}
 # apt-get clean: not every base image drops the package cache by itself (80 MB and more).
 # No picture in the image, not even the distribution's logo (scripts/image-test.sh checks).
 # A fixed uid so that volumes and bind mounts can be given to it on the host.
-# /app/var points into the volume: the configuration's default relative paths (var/audit.jsonl,
-# var/spool.sqlite) land there instead of on the read-only root.
+# /app/var points into the volume: the default relative paths (--audit-log var/audit.jsonl,
+# the configuration's var/spool.sqlite) land there instead of on the read-only root.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 \
@@ -89,4 +89,4 @@ USER 10001:10001
 # edge run rewrites the heartbeat every 5 s; edge health checks it is fresh and its pid alive.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["edge", "health"]
 ENTRYPOINT ["edge"]
-CMD ["run", "-c", "/config/edge.yaml"]
+CMD ["--audit-log", "/var/lib/edge/audit.jsonl", "run", "-c", "/config/edge.yaml"]

@@ -42,6 +42,7 @@ hour; threads and fds min/max), and exits 1 if a check failed.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -144,7 +145,10 @@ def write_config(
     data = {
         "model_dir": str(options.model.resolve().parent),
         "deployment": example["deployment"],
-        "policy": {"file": str(options.edge_root.resolve() / "policies/cnil-statistics.yaml")},
+        "policy": {
+            "file": str(options.edge_root.resolve() / "policies/cnil-statistics.yaml"),
+            "sha256": example["policy"]["sha256"],
+        },
         "cameras": [
             {
                 "id": camera,
@@ -172,7 +176,6 @@ def write_config(
         },
         "spool": {"path": str(work / "spool.sqlite")},
         "sinks": {"jsonl": str(work / "reports.jsonl")},
-        "audit": {"path": str(work / "audit.jsonl")},
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
@@ -190,6 +193,8 @@ def start_edge(
                 "-m",
                 "edge",
                 "-v",
+                "--audit-log",
+                str(config.parent / "audit.jsonl"),
                 "run",
                 "-c",
                 str(config),
@@ -649,7 +654,8 @@ class Soak:
         admitted = jsonl_reports(self.work / "reports.jsonl")
         received = received_reports(self.recorder.messages(f"{PREFIX}/{SITE}/+/counts"))
         delivery = check_delivery(admitted, received)
-        windows = check_windows([r for _, r in admitted], self.names, self.o.window_s)
+        withheld = withheld_windows(self.work / "audit.jsonl")
+        windows = check_windows([r for _, r in admitted], self.names, self.o.window_s, withheld)
         figures = slopes(self.samples, self.o.warmup)
         checks: dict[str, dict[str, Any]] = {}
         checks["delivery"] = {
@@ -663,8 +669,8 @@ class Soak:
         checks["windows"] = {
             "passed": all(w["passed"] for w in windows.values()),
             "detail": "; ".join(
-                f"{c}: {w['windows']} windows, {w['partial']} partial, missing {w['missing']}, "
-                f"twice {w['twice']}"
+                f"{c}: {w['windows']} windows, {w['partial']} partial, {w['withheld']} withheld, "
+                f"missing {w['missing']}, twice {w['twice']}"
                 for c, w in windows.items()
             ),
         }
@@ -763,28 +769,49 @@ def check_delivery(
     }
 
 
+def withheld_windows(audit: Path) -> list[tuple[str, float]]:
+    """(camera, window start) of every live window the egress gate withheld (watched for less
+    than the policy's minimum: a fault in it, the run's first and last partial windows)."""
+    out = []
+    for line in audit.read_text().splitlines() if audit.exists() else []:
+        entry = json.loads(line)
+        if entry.get("event") == "window_withheld" and "window_start" in entry:
+            start = dt.datetime.fromisoformat(entry["window_start"].replace("Z", "+00:00"))
+            out.append((entry["camera"], start.timestamp()))
+    return out
+
+
 def check_windows(
-    reports: Sequence[dict[str, Any]], cameras: Sequence[str], window_s: int
+    reports: Sequence[dict[str, Any]],
+    cameras: Sequence[str],
+    window_s: int,
+    withheld: Sequence[tuple[str, float]] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Per camera: a report for every window from the first to the last, and only one."""
+    """Per camera: every window from the first to the last either reported or withheld (and
+    audited), and only once."""
     starts: dict[str, list[float]] = defaultdict(list)
+    held: dict[str, list[float]] = defaultdict(list)
     partial: Counter[str] = Counter()
     for r in reports:
         starts[r["camera"]].append(float(r["start"]))
         partial[r["camera"]] += bool(r["partial"])
+    for camera, start in withheld:
+        held[camera].append(start)
     out = {}
     for camera in cameras:
         mine = sorted(starts.get(camera, []))
         if not mine:
-            out[camera] = {"windows": 0, "partial": 0, "missing": [], "twice": [], "passed": False}
+            out[camera] = {"windows": 0, "partial": 0, "withheld": len(held[camera]),
+                           "missing": [], "twice": [], "passed": False}  # fmt: skip
             continue
-        present = Counter(round(s / window_s) for s in mine)
-        first, last = min(present), max(present)
+        present = Counter(round(s / window_s) for s in mine + held[camera])
+        first, last = min(round(s / window_s) for s in mine), max(round(s / window_s) for s in mine)
         missing = [k * window_s for k in range(first, last + 1) if k not in present]
         twice = [k * window_s for k, n in present.items() if n > 1]
         out[camera] = {
             "windows": len(mine),
             "partial": partial[camera],
+            "withheld": len(held[camera]),
             "first": first * window_s,
             "last": last * window_s,
             "missing": missing,

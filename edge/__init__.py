@@ -13,8 +13,10 @@ import os
 
 # ONNX Runtime's Linux builds record usage events under ~/.cache/Microsoft for upload unless this
 # is set before onnxruntime is imported: a counting box sends nothing we did not put in the
-# closed schema, so it is off before any of our modules can import onnxruntime.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# closed schema, so it is off before any of our modules can import onnxruntime. Set, not
+# defaulted: ORT_DISABLE_TELEMETRY=0 in the environment must not turn it back on
+# (edge.detect.runtime also switches ONNX Runtime's events off through its API).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 from edge.analytics.aggregate import CountReport, ZoneOccupancy
 from edge.analytics.counting import CountEvent

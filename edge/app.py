@@ -22,22 +22,24 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edge import __version__
+from edge.camera_lock import CameraLocks
 from edge.config import CameraConfig, Settings, config_sha256
 from edge.detect.detector import YoloDetector
-from edge.detect.manifest import sha256_file
+from edge.detect.manifest import load_site_approvals, sha256_file
 from edge.detect.runtime import OnnxRuntime
 from edge.errors import ConfigError, EdgeError
 from edge.health import Heartbeat, HeartbeatWriter
 from edge.legal.audit import AuditLog, JsonValue
 from edge.legal.gate import EgressGate, startup_gate
-from edge.legal.notice import render_notice
+from edge.legal.notice import render_notice_for
 from edge.legal.policy import Policy, load_policy
 from edge.progress import Progress
 from edge.publish.mqtt import MqttPublisher, home_assistant_discovery
 from edge.publish.sinks import CollectSink, JsonlSink, Sink, StdoutSink
 from edge.publish.spool import Spool
+from edge.publish.state import ReportLedger, WindowStore
 from edge.runner import CameraResult, Runner
-from edge.schema import NoticeMessage, StatsMessage, iso
+from edge.schema import AuditHeadMessage, NoticeMessage, StatsMessage, iso
 from edge.vision.live import is_live
 from edge.vision.sources import Replay, open_feed
 
@@ -60,6 +62,7 @@ def count(
     camera: CameraConfig,
     where: str = "camera",
     *,
+    audit_log: Path,
     detector: YoloDetector | None = None,
     progress: bool = True,
     sinks: Sequence[Sink] = (),
@@ -69,6 +72,8 @@ def count(
 ) -> CameraResult:
     """One recording, first frame to last, under the legal gate; its reports in the result.
 
+    ``audit_log`` is the installation's audit log (``edge --audit-log``), never a setting, so a
+    configuration cannot choose where its refusal lands; it has no default for the same reason.
     ``where`` names the camera in error messages (``cameras[0]``); ``sinks`` receive the admitted
     reports besides the result (a benchmark's JSON Lines file); ``max_frames`` ends the clip
     early and ``on_frame`` is called after each frame (a benchmark's sample and probe).
@@ -88,24 +93,28 @@ def count(
 
         (result,) = _serve(
             settings, [(camera, where)], detector, lambda policy, audit: [collected, *sinks],
-            stack, origin=0.0, today=today, on_frame=advance, max_frames=max_frames,
-            progress=bar,
+            stack, audit_log=audit_log, origin=0.0, today=today, on_frame=advance,
+            max_frames=max_frames, progress=bar,
         )  # fmt: skip
     result.windows = collected.reports
     return result
 
 
-def run(settings: Settings, health_file: Path | None = None) -> list[CameraResult]:
+def run(settings: Settings, audit_log: Path, health_file: Path | None = None) -> list[CameraResult]:
     """Every configured camera to the configured sinks until the recordings end or SIGINT /
-    SIGTERM; with ``health_file``, a heartbeat is written there every few seconds."""
+    SIGTERM, audited in ``audit_log`` (the installation's, not a setting); with
+    ``health_file``, a heartbeat is written there every few seconds."""
     live = [is_live(camera.source) for camera in settings.cameras]
     if any(live) and not all(live):
         raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
     if not settings.cameras:
         raise ConfigError(["cameras: no camera to run"])
+    # One process per live camera on this box (edge.camera_lock), before anything is published.
+    locks = CameraLocks([(c.id, c.source) for c in settings.cameras] if all(live) else [])
     detector = build_detector(settings)
     cameras = [(camera, f"cameras[{i}]") for i, camera in enumerate(settings.cameras)]
     with ExitStack() as stack:
+        stack.enter_context(locks)
         publisher = None
 
         def connect(policy: Policy, audit: AuditLog) -> list[Sink]:
@@ -120,7 +129,7 @@ def run(settings: Settings, health_file: Path | None = None) -> list[CameraResul
                 sinks.append(jsonl)
             if settings.mqtt.enabled:
                 publisher = _publisher(settings, policy, audit, stack)
-                sinks.append(publisher)
+                sinks.insert(0, publisher)  # spooled first: a failed write stops the others
             return sinks
 
         def monitor(runner: Runner) -> None:
@@ -130,8 +139,10 @@ def run(settings: Settings, health_file: Path | None = None) -> list[CameraResul
                 _start_heartbeat(health_file, settings, publisher, runner, stack)
 
         return _serve(
-            settings, cameras, detector, connect, stack, origin=time.time(), monitor=monitor
-        )
+            settings, cameras, detector, connect, stack, audit_log=audit_log,
+            origin=time.time(), monitor=monitor,
+            persist=settings.spool.path if all(live) else None,
+        )  # fmt: skip
 
 
 def _serve(
@@ -141,25 +152,32 @@ def _serve(
     make_sinks: Callable[[Policy, AuditLog], Sequence[Sink]],
     stack: ExitStack,
     *,
+    audit_log: Path,
     origin: float,
     today: Callable[[], dt.date] = dt.date.today,
     on_frame: Callable[[], None] | None = None,
     max_frames: int | None = None,
     monitor: Callable[[Runner], None] | None = None,
     progress: Progress | None = None,
+    persist: Path | None = None,
 ) -> list[CameraResult]:
     """Gate, audit, sinks, feeds, loop: the part ``count`` and ``run`` share.
 
     ``make_sinks`` makes the sinks once the policy and audit log are known (the MQTT spool
-    audits its drops), only after the start-up gate let the run start.
+    audits its drops), only after the start-up gate let the run start. ``persist`` (live
+    runs): the SQLite file where open windows and the report ledger live (``edge.publish.state``).
     """
     policy = load_policy(settings.policy.path())
-    decision = startup_gate(settings, policy, [c for c, _ in cameras], detector.info, today())
-    audit = stack.enter_context(AuditLog(settings.audit.path))  # one writer for the run
+    decision = startup_gate(
+        settings, policy, [c for c, _ in cameras], detector.info, today(),
+        approved=load_site_approvals(audit_log),
+    )  # fmt: skip
+    audit = stack.enter_context(AuditLog(audit_log))  # one writer for the run
     facts: dict[str, JsonValue] = {
         "software": __version__,
         "policy": policy.name,
         "policy_sha256": policy.sha256,
+        "policy_canonical": policy.canonical,  # the rules themselves, not only their name
         "config_sha256": config_sha256(settings),
         "model": detector.info.path.name,
         "model_sha256": sha256_file(detector.info.path),
@@ -176,7 +194,8 @@ def _serve(
             camera.id: camera.notice_url or settings.deployment.notice_url or ""
             for camera, _ in cameras
         }
-        gate = EgressGate(policy, audit, outputs, notices)
+        recorded = not any(is_live(camera.source) for camera, _ in cameras)
+        gate = EgressGate(policy, audit, outputs, notices, recorded=recorded)
         on_status = _status_relay(outputs)
         feeds = []
         for camera, where in cameras:
@@ -191,9 +210,15 @@ def _serve(
                 if progress is not None:
                     progress.total = progress.total or feed.expected_frames
             feeds.append((camera, feed))
+        store = ledger = None
+        if persist is not None:  # live: windows survive restarts, one report per window
+            store = stack.enter_context(WindowStore(persist, policy.sha256, audit))
+            keep = policy.retention.audit_days
+            ledger = stack.enter_context(ReportLedger(persist, audit, keep_days=keep))
         runner = Runner(
-            feeds, settings, detector, gate, today=today, on_frame=on_frame, max_frames=max_frames
-        )
+            feeds, settings, detector, gate, today=today, on_frame=on_frame,
+            max_frames=max_frames, store=store, ledger=ledger,
+        )  # fmt: skip
         if monitor is not None:
             monitor(runner)
         results = runner.run()
@@ -209,7 +234,8 @@ def _serve(
         frames_not_detected=sum(r.skipped for r in results),  # the motion gate, whole run only
         frames_persisted=0,  # no code path writes a frame: pixels stop at the detector
         reports_published=gate.published,
-        reports_dropped=gate.dropped,
+        reports_dropped=gate.dropped + (ledger.refused if ledger is not None else 0),
+        reports_withheld=gate.withheld,
         interrupted=any(r.interrupted for r in results),
         stopped_by_policy=results[0].stopped_by_policy,
     )
@@ -244,7 +270,7 @@ def _publisher(
         # the start-up gate made sure every camera has a notice, its own or the site's
         notice_url=settings.deployment.notice_url
         or next(c.notice_url for c in settings.cameras if c.notice_url),
-        notice=render_notice(settings.deployment, policy, settings.cameras),
+        notice=render_notice_for(settings, policy),
     )
     categories = [c.value for c in policy.allowed_categories]
     discovery = (
@@ -257,7 +283,40 @@ def _publisher(
     )
     publisher.start()
     stack.callback(publisher.stop, FLUSH_TIMEOUT_S)
+    _start_audit_heads(settings, publisher, audit, stack)
     return publisher
+
+
+def _start_audit_heads(
+    settings: Settings, publisher: MqttPublisher, audit: AuditLog, stack: ExitStack
+) -> None:
+    """Publish the audit log's head now, every ``stats_interval_s`` and at stop (after the
+    ``stop`` entry, before the publisher disconnects): the anchor a DPO verifies the log
+    against, kept off the box where whoever controls the box cannot rewrite it."""
+
+    def publish() -> None:
+        head = audit.head
+        if head.entries:
+            publisher.publish_audit_head(
+                AuditHeadMessage(
+                    schema_version=1, site=settings.mqtt.site, time=iso(time.time()),
+                    entries=head.entries, head=head.hash,
+                )
+            )  # fmt: skip
+
+    stopping = threading.Event()
+
+    def tick() -> None:
+        while not stopping.wait(settings.mqtt.stats_interval_s):
+            try:
+                publish()
+            except Exception:  # an anchor missed is caught by the next; never stop the run
+                log.exception("audit head not published")
+
+    publish()
+    threading.Thread(target=tick, name="audit-head", daemon=True).start()
+    stack.callback(publish)  # the head with the stop entry (runs after the ticker is told)
+    stack.callback(stopping.set)
 
 
 def _start_stats(

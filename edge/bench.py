@@ -165,15 +165,15 @@ def measure_edge(
     from edge.app import build_detector, count
     from edge.publish.sinks import JsonlSink
 
-    settings = _settings_for(config, model, threads, sink.parent / "audit.jsonl")
+    settings = _settings_for(config, model, threads)
     camera = next(c for c in settings.cameras if c.id == camera_id)
     detector = build_detector(settings)
     jsonl = JsonlSink(sink)
     probe = Probe()
     try:
         result = count(
-            settings, camera, detector=detector, progress=False, sinks=[jsonl],
-            max_frames=frames or None, on_frame=probe,
+            settings, camera, audit_log=sink.parent / "audit.jsonl", detector=detector,
+            progress=False, sinks=[jsonl], max_frames=frames or None, on_frame=probe,
         )  # fmt: skip
     finally:
         jsonl.close()
@@ -192,11 +192,8 @@ def measure_edge(
     )
 
 
-def _settings_for(config: Path, model: Path, threads: int | None, audit: Path) -> Settings:
-    return with_overrides(
-        load_settings(config),
-        {"detector": {"model": model, "threads": threads}, "audit": {"path": audit}},
-    )
+def _settings_for(config: Path, model: Path, threads: int | None) -> Settings:
+    return with_overrides(load_settings(config), {"detector": {"model": model, "threads": threads}})
 
 
 def _child(conn: Connection, work: Callable[..., Measurement], args: tuple[Any, ...]) -> None:
@@ -341,7 +338,8 @@ def run_bench(
     warn_no_baseline: bool = True,
 ) -> dict[str, Any]:
     """Every recorded camera of ``config`` x every model, each runner in turn; writes
-    ``bench.json``, ``bench.md`` and the plots into ``out`` and returns the JSON document."""
+    ``bench.json`` and ``bench.md`` into ``out`` and returns the JSON document (the plots are
+    ``benchmarks/plot_bench.py``'s)."""
     settings = load_settings(config)
     cameras = [c for c in settings.cameras if not is_live(c.source)]
     if not cameras:
@@ -401,7 +399,7 @@ def run_bench(
     }
     (out / "bench.json").write_text(json.dumps(doc, indent=1))
     (out / "bench.md").write_text(markdown(doc))
-    plot(doc, out, say)
+    say(f"plots: python -m benchmarks.plot_bench {out}")
     return doc
 
 
@@ -470,68 +468,3 @@ def _cells(counts: dict[str, int]) -> str:
 
 def default_baseline_python() -> Path | None:
     return DEFAULT_BASELINE_PYTHON if DEFAULT_BASELINE_PYTHON.is_file() else None
-
-
-def plot(doc: dict[str, Any], out: Path, say: Callable[[str], None]) -> None:
-    """stages.png (where each frame's time goes), fps.png and rss.png (over the run)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        say("plots skipped: install edge-footfall[bench] for matplotlib")
-        return
-    runs = doc["runs"]
-    colours = {"limit": "black", "edge": "tab:green", "ultralytics": "tab:orange"}
-
-    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.9 * len(runs) * 2))
-    labels: list[str] = []
-    labelled: set[str] = set()  # each legend entry once
-    for run in runs:
-        for name, r in run["runners"].items():
-            mean_ms = 1e3 / r["fps"] if r["fps"] else 0.0
-            if name == "edge":
-                left = 0.0
-                for i, (stage, ms) in enumerate(r["stage_ms"].items()):
-                    label = None if stage in labelled else stage
-                    ax.barh(len(labels), ms, left=left, color=plt.cm.tab10(i), label=label)
-                    labelled.add(stage)
-                    left += ms
-            else:
-                label = None if name in labelled else f"{name} (whole frame)"
-                ax.barh(len(labels), mean_ms, color=colours[name], alpha=0.6, label=label)
-                labelled.add(name)
-            labels.append(f"{run['camera']} {run['model']} {name}")
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("milliseconds per frame (edge: by stage)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    ax.set_title("Where each frame's time goes")
-    fig.tight_layout()
-    fig.savefig(out / "stages.png", dpi=110)
-    plt.close(fig)
-
-    for key, ylabel, name in (("frame_ms", "frames/s (10-frame mean)", "fps.png"),
-                              ("rss_mb", "RSS (MB)", "rss.png")):  # fmt: skip
-        fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.4 * len(runs)), squeeze=False)
-        for ax, run in zip(axes[:, 0], runs, strict=True):
-            for runner, series in run["series"].items():
-                if key == "frame_ms":
-                    ms = np.asarray(series["frame_ms"])
-                    if ms.size == 0:
-                        continue
-                    t = np.cumsum(ms) / 1e3
-                    window = min(10, ms.size)
-                    fps = 1e3 * window / np.convolve(ms, np.ones(window), "valid")
-                    ax.plot(t[window - 1 :], fps, label=runner, color=colours[runner])
-                else:
-                    points = np.asarray(series["rss_mb"]).reshape(-1, 2)
-                    ax.plot(points[:, 0], points[:, 1], label=runner, color=colours[runner])
-            ax.set_title(f"{run['camera']} / {run['model']}", fontsize=9)
-            ax.set_ylabel(ylabel, fontsize=8)
-            ax.legend(fontsize=8)
-        axes[-1, 0].set_xlabel("seconds since the first frame")
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)

@@ -1,6 +1,6 @@
 """Command line: ``edge count``, ``edge run``, ``edge bench``, ``edge policy check|show``,
 ``edge notice``, ``edge audit verify``, ``edge config validate|schema``,
-``edge models info|quantize``, ``edge health``, ``edge dashboard``.
+``edge models info|approve|revoke|quantize``, ``edge health``, ``edge dashboard``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
 a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` adds the traceback.
@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from edge.analytics.detections import CATEGORIES
-from edge.config import AuditConfig, CameraConfig, Settings, load_settings, with_overrides
+from edge.config import CameraConfig, Settings, load_settings, with_overrides
 from edge.errors import ConfigError, EdgeError, PolicyViolation, validation_lines
 from edge.health import HEALTH_FILE_ENV
 from edge.legal.audit import AuditLog, JsonValue
@@ -33,6 +33,7 @@ from edge.progress import Progress
 EXIT_ERROR = 2
 EXIT_REFUSED = 3  # the legal gate refused: a policy matter, not a typo
 EXIT_INTERRUPTED = 130
+DEFAULT_AUDIT_LOG = Path("var/audit.jsonl")  # relative to the working directory
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
@@ -47,13 +48,14 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_models_info(args: argparse.Namespace) -> int:
-    from edge.detect.manifest import load_manifest, sha256_file
+    from edge.detect.manifest import approval_of, load_manifest, load_site_approvals, sha256_file
     from edge.detect.runtime import OnnxRuntime
 
     runtime = OnnxRuntime(args.path)
     info = runtime.info
     digest = sha256_file(args.path)
     known = load_manifest(args.manifest).find(digest)
+    verdict = approval_of(digest, args.path.name, load_site_approvals(args.audit_log))
     meta = {k: v for k, v in info.metadata.items() if k != "names"}
     report = {
         "file": str(args.path),
@@ -65,7 +67,9 @@ def cmd_models_info(args: argparse.Namespace) -> int:
         "candidates": info.outputs,
         "metadata": meta,
         "manifest": known.model_dump() if known else None,
-    }
+        "approved": {"allowed": verdict.allowed, "how": verdict.how or None,
+                     "detail": verdict.detail},
+    }  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -76,6 +80,31 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     print(
         f"manifest    {'known: ' + known.file + ' (' + known.licence + ')' if known else 'unknown'}"
     )
+    print(f"approved    {'yes' if verdict.allowed else 'NO'} ({verdict.detail})")
+    return 0
+
+
+def cmd_models_approve(args: argparse.Namespace) -> int:
+    """A DPO's approval of a model file by sha256: audited, then listed for the site."""
+    from edge.detect.manifest import approval_of, approve_model, sha256_file, site_list_path
+
+    shipped = approval_of(sha256_file(args.path), args.path.name, None)
+    if shipped.allowed:
+        print(f"{shipped.detail}: nothing to approve")
+        return 0
+    entry = approve_model(args.path, args.reason, args.audit_log, args.by)
+    print(
+        f"approved {entry.file} sha256 {entry.sha256} by {entry.by} (audit seq {entry.audit_seq}"
+        f" in {args.audit_log}, listed in {site_list_path(args.audit_log)})"
+    )
+    return 0
+
+
+def cmd_models_revoke(args: argparse.Namespace) -> int:
+    from edge.detect.manifest import revoke_model
+
+    digest = revoke_model(args.path, args.reason, args.audit_log, args.by)
+    print(f"revoked {args.path.name} sha256 {digest} (audited in {args.audit_log})")
     return 0
 
 
@@ -126,8 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import run
 
     signal.signal(signal.SIGTERM, _interrupt)
-    settings = _settings_or_audited_refusal(args.config)
-    for result in run(settings, health_file=args.health_file):
+    settings = _settings_or_audited_refusal(args.config, args.audit_log)
+    for result in run(settings, args.audit_log, health_file=args.health_file):
         state = "interrupted" if result.interrupted else "done"
         print(
             f"{result.camera_id}: {state}, {result.frames} frames "
@@ -171,6 +200,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     """Every start-up gate decision for every camera; exit 0 if the deployment may start."""
+    from edge.detect.manifest import load_site_approvals
     from edge.detect.runtime import OnnxRuntime
     from edge.legal.gate import startup_gate
     from edge.legal.policy import load_policy
@@ -178,13 +208,31 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     policy = load_policy(settings.policy.path())
     model = OnnxRuntime(settings.model_path()).info
-    result = startup_gate(settings, policy, settings.cameras, model, dt.date.today())
+    approved = load_site_approvals(args.audit_log)
+    from edge.vision.live import is_live
+
+    sizes = {c.id: _recording_size(c) for c in settings.cameras if not is_live(c.source)}
+    result = startup_gate(
+        settings, policy, settings.cameras, model, dt.date.today(), approved=approved,
+        frame_sizes=sizes,
+    )  # fmt: skip
     print(f"policy {policy.name} v{policy.version} sha256 {policy.sha256}")
     for decision in result.decisions:
         print(decision)
     verdict = "may start" if result.allowed else f"REFUSED ({len(result.refusals)} reasons)"
     print(f"deployment {verdict}")
     return 0 if result.allowed else EXIT_REFUSED
+
+
+def _recording_size(camera: CameraConfig) -> tuple[int, int]:
+    """A recording's frame size, for the geometry rules (a camera's is known at its first frame)."""
+    from edge.vision.sources import open_source
+
+    source = open_source(camera.source, camera.id)
+    try:
+        return source.frame_size
+    finally:
+        source.close()
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
@@ -198,45 +246,53 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 
 def cmd_notice(args: argparse.Namespace) -> int:
-    from edge.legal.notice import render_notice
+    from edge.legal.notice import render_notice_for
     from edge.legal.policy import load_policy
 
     settings = load_settings(args.config)
     policy = load_policy(settings.policy.path())
-    print(render_notice(settings.deployment, policy, settings.cameras, args.format), end="")
+    print(render_notice_for(settings, policy, args.format, args.lang), end="")
     return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from edge.legal.audit import verify_audit
 
-    check = verify_audit(args.file)
+    head, entries = _anchor_flags(args.expect_head, args.expect_entries)
+    check = verify_audit(args.file, expect_hash=head, expect_entries=entries)
     if check.ok:
-        print(f"ok: {check.entries} entries, chain intact")
+        anchored = f", holds the anchor {head[:12]}..." if head else " (no anchor given)"
+        print(f"ok: {check.entries} entries, chain intact{anchored}")
         return 0
     print(f"edge: {args.file}: {check.reason}", file=sys.stderr)
     return 1
 
 
-def _settings_or_audited_refusal(config: Path | None) -> Settings:
-    """Settings for a processing command; asking for a forbidden use is an audited attempt."""
+def _anchor_flags(head: str | None, entries: str | None) -> tuple[str | None, int | None]:
+    """``--expect-head`` (a sha256) and ``--expect-entries`` (a count from 1), checked here so
+    that a mistyped anchor is a one-line error, not a verification failure."""
+    if head is not None:
+        head = head.strip().lower()
+        if len(head) != 64 or any(c not in "0123456789abcdef" for c in head):
+            raise ConfigError([f"--expect-head: expected a sha256 (64 hex digits), got '{head}'"])
+    if entries is None:
+        return head, None
+    if head is None:
+        raise ConfigError(["--expect-entries: give the head it belongs to with --expect-head"])
+    if not entries.isdigit() or int(entries) < 1:
+        raise ConfigError([f"--expect-entries: expected a count of 1 or more, got '{entries}'"])
+    return head, int(entries)
+
+
+def _settings_or_audited_refusal(config: Path | None, audit_log: Path) -> Settings:
+    """Settings for a processing command; asking for a forbidden use is an audited attempt,
+    written to the installation's log (``--audit-log``), never to a place the config names."""
     try:
         return load_settings(config)
     except PolicyViolation as refused:
-        with AuditLog(_audit_path(config)) as audit:
+        with AuditLog(audit_log) as audit:
             audit.append("start_refused", refusals=list[JsonValue](refused.lines))
         raise
-
-
-def _audit_path(config: Path | None) -> Path:
-    """Where the audit log is, read leniently from a configuration that did not validate."""
-    if os.environ.get("EDGE_AUDIT__PATH"):
-        return Path(os.environ["EDGE_AUDIT__PATH"])
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
-        return Path(data["audit"]["path"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return AuditConfig().path
 
 
 def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraConfig, str]:
@@ -267,8 +323,14 @@ def _camera_for(args: argparse.Namespace, settings: Settings) -> tuple[CameraCon
 
 
 def _camera_id(path: Path) -> str:
-    cleaned = "".join(ch if ch.isalnum() or ch in "_-." else "-" for ch in path.stem)
-    return cleaned.strip("-._")[:64] or "camera"
+    """A clip's camera id: its file name as a slug, or 'camera' when that name could not be
+    published (a forbidden-use word, something like personal data)."""
+    from edge.legal.forbidden import public_name_problem
+
+    stem = path.stem.lower()
+    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else "-" for ch in stem)
+    slug = cleaned.strip("-_")[:32].strip("-_")
+    return slug if slug and public_name_problem(slug) is None else "camera"
 
 
 def _numbers_flag(flag: str, value: str, expected: str) -> tuple[str, list[float]]:
@@ -299,14 +361,16 @@ def _zone_flag(value: str) -> dict[str, Any]:
 def cmd_count(args: argparse.Namespace) -> int:
     from edge.app import count
 
-    settings = _settings_or_audited_refusal(args.config)
+    settings = _settings_or_audited_refusal(args.config, args.audit_log)
     if args.model is not None:
         settings = _override(settings, "--model", {"detector": {"model": args.model}})
     if args.window is not None:
         settings = _override(settings, "--window", {"window": {"seconds": args.window}})
     camera, where = _camera_for(args, settings)
     signal.signal(signal.SIGTERM, _interrupt)  # a service stop ends the run like Ctrl-C
-    result = count(settings, camera, where, progress=not args.json and not args.quiet)
+    result = count(
+        settings, camera, where, audit_log=args.audit_log, progress=not args.json and not args.quiet
+    )
     doc = result.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -362,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="debug logs and tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="info logs")
+    parser.add_argument(
+        "--audit-log", type=Path, default=DEFAULT_AUDIT_LOG, metavar="PATH",
+        help="the installation's audit log, where every start, stop and refusal is recorded; "
+        "set by the service's command line, never by the config or the environment "
+        f"(default: {DEFAULT_AUDIT_LOG})",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -437,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     notice = commands.add_parser("notice", help="render the public information notice")
     with_config(notice, required=True)
     notice.add_argument("--format", choices=("md", "html"), default="md")
+    notice.add_argument(
+        "--lang",
+        choices=("fr", "en"),
+        default=None,
+        help="default: fr when the policy is a CNIL one (its name starts with 'cnil'), else en",
+    )
     notice.set_defaults(func=cmd_notice)
 
     audit = commands.add_parser("audit", help="the hash-chained audit log")
@@ -445,15 +521,36 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="exit 0 if intact, 1 naming the first broken entry"
     )
     verify.add_argument("file", type=Path)
+    verify.add_argument(
+        "--expect-head", metavar="HASH",
+        help="a chain head kept off the box (published on <prefix>/<site>/audit): a log cut "
+        "or rewritten before it fails",
+    )  # fmt: skip
+    verify.add_argument(
+        "--expect-entries", metavar="N", help="the head's entry count: entry N must have HASH"
+    )
     verify.set_defaults(func=cmd_audit_verify)
 
-    models = commands.add_parser("models", help="inspect model files")
+    models = commands.add_parser("models", help="inspect, approve and quantize model files")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    info = models_commands.add_parser("info", help="metadata, sha256 and manifest entry")
+    info = models_commands.add_parser(
+        "info", help="metadata, sha256, manifest entry and whether the gate lets it run"
+    )
     info.add_argument("path", type=Path)
     info.add_argument("--manifest", type=Path, help="manifest file (default: models/manifest.yaml)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_models_info)
+    for action, func, what in (
+        ("approve", cmd_models_approve, "let a model missing from the shipped manifest run here"),
+        ("revoke", cmd_models_revoke, "withdraw a site approval"),
+    ):
+        sub = models_commands.add_parser(
+            action, help=f"{what}: audited, recorded beside the audit log, by sha256"
+        )
+        sub.add_argument("path", type=Path, help="ONNX model file")
+        sub.add_argument("--reason", required=True, help="why (written to the audit log)")
+        sub.add_argument("--by", help="who decides, e.g. the DPO (default: the user name)")
+        sub.set_defaults(func=func)
     quantize = models_commands.add_parser(
         "quantize", help="static INT8 (QDQ) model calibrated on frames of a clip"
     )

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,17 +33,51 @@ from edge.analytics.geometry import Anchor, polygon_is_simple
 from edge.analytics.riders import RiderConfig
 from edge.analytics.track import TrackerConfig
 from edge.errors import ConfigError, PolicyViolation, validation_lines
-from edge.legal.forbidden import find_forbidden
-from edge.schema import NAME_RE, TOPIC_PREFIX_PATTERN, URL_MAX_LENGTH, URL_PATTERN, Name
+from edge.health import HEALTH_FILE_ENV
+from edge.legal.forbidden import (
+    find_forbidden,
+    find_forbidden_in_environment,
+    personal_data,
+    public_name_problem,
+)
+from edge.schema import (
+    NAME_RE,
+    SHA256_PATTERN,
+    TOPIC_PREFIX_PATTERN,
+    URL_MAX_LENGTH,
+    URL_PATTERN,
+    Name,
+)
 from edge.vision.motion import MotionConfig
 
 Point = tuple[float, float]
 Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
 SHARED_MODEL_DIR = Path("../shared/models")
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the checkout or install: policies/, models/
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _public_name(name: str) -> str:
+    """Names are public: one that names a forbidden use or looks like personal data is refused."""
+    problem = public_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+def _public_location(location: str | None) -> str | None:
+    """A location is free text on the public notice: a place, never a resident."""
+    found = None if location is None else personal_data(location)
+    if found is not None:
+        raise ValueError(f"looks like personal data ({found}); the location is public")
+    return location
+
+
+PublicName = Annotated[Name, AfterValidator(_public_name)]
+"""A camera id, line, zone or site name: a slug (``NAME_PATTERN``) that is safe to publish."""
 
 
 class LineConfig(Section):
@@ -51,7 +87,7 @@ class LineConfig(Section):
     walking from A to B on screen; ``out`` is the opposite.
     """
 
-    name: Name
+    name: PublicName
     start: Point
     end: Point
     anchor: Anchor = "bottom_center"
@@ -73,7 +109,7 @@ class LineConfig(Section):
 class ZoneConfig(Section):
     """A polygon in frame pixels; reported as mean and maximum occupancy per window."""
 
-    name: Name
+    name: PublicName
     points: list[Point] = Field(min_length=3)
     anchor: Anchor = "bottom_center"
 
@@ -86,8 +122,10 @@ class ZoneConfig(Section):
 
 
 class CameraConfig(Section):
-    id: Name = Field(description="Camera id, used in topics and reports; letters, digits, _-.")
-    location: str | None = Field(
+    id: PublicName = Field(
+        description="Camera id, used in topics and reports: 1-32 lowercase letters, digits, _-."
+    )
+    location: Annotated[str | None, AfterValidator(_public_location)] = Field(
         default=None, max_length=200, description="Where the camera is, as on the public notice."
     )
     notice_url: str | None = Field(
@@ -199,7 +237,7 @@ class MqttConfig(Section):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     topic_prefix: str = Field(default="edge", pattern=TOPIC_PREFIX_PATTERN)
-    site: Name = "site"
+    site: PublicName = "site"
     client_id: str | None = Field(default=None, max_length=64, description="Default edge-<site>.")
     username: str | None = None
     password: SecretStr | None = Field(
@@ -227,13 +265,72 @@ class SinksConfig(Section):
 
 
 class PolicyConfig(Section):
+    """The policy in force, pinned: the gate refuses any other file, whatever its path."""
+
     file: Path = Field(
         default=Path("policies/cnil-statistics.yaml"),
-        description="Policy file; a relative path not found here is looked up beside the package.",
+        description="A policy shipped with the package (policies/NAME.yaml) or an absolute "
+        "path; never looked up in the working directory.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="The sha256 of the policy the DPO approved (`edge policy show`); required.",
     )
 
     def path(self) -> Path:
-        return shipped(self.file)
+        """Absolute as given, else the shipped policy: a folder named ``policies`` in the
+        working directory cannot stand in for the package's."""
+        return self.file if self.file.is_absolute() else PACKAGE_ROOT / self.file
+
+
+Recipient = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RecipientsConfig(Section):
+    """Who receives the published counts (GDPR art. 13(1)(e)), as the public notice names them.
+    Every field is optional so that a missing one shows as "not declared" on the notice and can
+    be named by the start-up gate (``undeclared``); ``false`` declares there is no such
+    recipient, which is not the same as saying nothing."""
+
+    broker_operator: Recipient | Literal[False] | None = Field(
+        default=None, description="Who runs the MQTT broker that receives the counts."
+    )
+    dashboard: Recipient | Literal[False] | None = Field(
+        default=None, description="Who runs the footfall dashboard that shows the counts."
+    )
+    dashboard_url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=URL_MAX_LENGTH)
+    open_data_portal: Recipient | Literal[False] | None = Field(
+        default=None, description="Open-data portal that republishes the counts."
+    )
+    open_data_url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=URL_MAX_LENGTH)
+    open_data_licence: Recipient | None = Field(
+        default=None, description="Licence of the open data, e.g. 'Licence Ouverte 2.0'."
+    )
+    open_data_licence_url: str | None = Field(
+        default=None, pattern=URL_PATTERN, max_length=URL_MAX_LENGTH
+    )
+    others: list[Recipient] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _no_details_of_a_denied_recipient(self) -> RecipientsConfig:
+        if self.dashboard is False and self.dashboard_url:
+            raise ValueError("dashboard is false (none) but dashboard_url is set")
+        details = (self.open_data_url, self.open_data_licence, self.open_data_licence_url)
+        if self.open_data_portal is False and any(details):
+            raise ValueError("open_data_portal is false (none) but its url or licence is set")
+        return self
+
+    def undeclared(self) -> list[str]:
+        """YAML paths of the recipients facts the notice must give and the file does not."""
+        missing = [
+            name
+            for name in ("broker_operator", "dashboard", "open_data_portal")
+            if getattr(self, name) is None
+        ]
+        if isinstance(self.open_data_portal, str) and self.open_data_licence is None:
+            missing.append("open_data_licence")
+        return [f"deployment.recipients.{name}" for name in missing]
 
 
 class DeploymentConfig(Section):
@@ -245,15 +342,17 @@ class DeploymentConfig(Section):
     purpose: str | None = Field(default=None, max_length=100)
     legal_basis: str | None = Field(default=None, max_length=300)
     dpo_contact: str | None = Field(default=None, max_length=200)
+    rights_contact: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Where the public exercises its rights; the notice gives dpo_contact if unset.",
+    )
     notice_url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=URL_MAX_LENGTH)
     signage_reference: str | None = Field(default=None, max_length=200)
-    retention_days: int | None = Field(default=None, ge=1, le=3650)
-
-
-class AuditConfig(Section):
-    path: Path = Field(
-        default=Path("var/audit.jsonl"), description="Append-only, hash-chained audit log."
+    retention_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Days the controller keeps published counts."
     )
+    recipients: RecipientsConfig = Field(default_factory=RecipientsConfig)
 
 
 class DashboardConfig(Section):
@@ -338,7 +437,7 @@ def shipped(path: Path) -> Path:
     (a checkout or an editable install), so defaults work from any working directory."""
     if path.is_absolute() or path.exists():
         return path
-    beside = Path(__file__).resolve().parents[1] / path
+    beside = PACKAGE_ROOT / path
     return beside if beside.exists() else path
 
 
@@ -364,7 +463,6 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
-    audit: AuditConfig = Field(default_factory=AuditConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
@@ -422,13 +520,85 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             )
         data = loaded
     data.update(overrides)
-    refusals = [str(refusal) for refusal in find_forbidden(data)]
+    refusals = [
+        *(str(refusal) for refusal in find_forbidden(data)),
+        *(str(refusal) for refusal in find_forbidden_in_environment(os.environ, NON_SETTING_ENV)),
+    ]
     if refusals:
         raise PolicyViolation(refusals)
+    _refuse_audit_location(data)
+    _refuse_unknown_environment(os.environ)
     try:
         return Settings(**data)
     except ValidationError as err:
         raise ConfigError(validation_lines(err)) from err
+
+
+AUDIT_LOG_PLACE = "the audit log's place belongs to the installation: edge --audit-log PATH"
+
+
+def _refuse_audit_location(data: Mapping[str, Any]) -> None:
+    """The audit log is where the service's command line says: a configuration or environment
+    that chose it could send its own refusal to a throwaway file."""
+    if "audit" in data:
+        raise ConfigError([f"audit.path: not a setting; {AUDIT_LOG_PLACE}"])
+    for name in os.environ:
+        if name.upper().startswith("EDGE_AUDIT"):
+            raise ConfigError([f"{name} (audit.path): not a setting; {AUDIT_LOG_PLACE}"])
+
+
+# The project's ``EDGE_*`` variables that set no setting: read by the commands, tests, benchmarks
+# and deployment scripts named, never by ``Settings``.
+NON_SETTING_ENV: Final = frozenset(
+    {
+        HEALTH_FILE_ENV,  # edge run / edge health: the heartbeat file (edge.health)
+        "EDGE_SHARED_DIR",  # tests and benchmarks: the shared models and clips
+        "EDGE_SOAK_ROOT",  # benchmarks/soak.py: the tree it runs
+        "EDGE_MODELS",  # deploy/compose.yaml: the models folder it mounts
+        "EDGE_IMAGE",  # scripts/image-test.sh: the image it tests
+        "EDGE_IMAGE_CACHE",  # scripts/image-test.sh: its cache
+        "EDGE_TEST_ARTIFACTS",  # tests/integration/test_dashboard_browser.py: screenshots
+    }
+)
+
+
+def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
+    """An ``EDGE_*`` variable that sets nothing is an error, like an unknown key in the file:
+    pydantic-settings would ignore it, and ``EDGE_MODE=...`` would look accepted."""
+    errors = [
+        f"{name}: no such setting; a variable sets one as EDGE_SECTION__KEY, e.g. "
+        f"EDGE_DETECTOR__CONFIDENCE{_did_you_mean(name)}"
+        for name in sorted(environ)
+        if name.upper().startswith("EDGE_")
+        and name.upper() not in NON_SETTING_ENV
+        and not _sets_a_setting(name[len("EDGE_") :])
+    ]
+    if errors:
+        raise ConfigError(errors)
+
+
+def _sets_a_setting(rest: str) -> bool:
+    """Whether ``EDGE_<rest>`` names a setting as pydantic-settings reads it (any case, ``__``
+    between a section and its keys)."""
+    model: type[BaseModel] | None = Settings
+    for key in rest.lower().split("__"):
+        field = model.model_fields.get(key) if model is not None else None
+        if field is None:
+            return False
+        model = next(
+            (t for t in (field.annotation, *get_args(field.annotation))
+             if isinstance(t, type) and issubclass(t, BaseModel)),
+            None,
+        )  # fmt: skip
+    return True
+
+
+def _did_you_mean(name: str) -> str:
+    rest = name[len("EDGE_") :]
+    for i, ch in enumerate(rest):
+        if ch == "_" and _sets_a_setting(f"{rest[:i]}__{rest[i + 1 :]}"):
+            return f" (did you mean EDGE_{rest[:i]}__{rest[i + 1 :]}?)"
+    return ""
 
 
 def config_sha256(settings: Settings) -> str:

@@ -54,6 +54,11 @@ class PolicyViolation(EdgeError):
         super().__init__("\n".join(lines))
 
 
+class DisclosureRefused(PolicyViolation):
+    """A camera's geometry, checked against its frame's size at its first frame, would let
+    published figures single out someone: the run stops before anything of it is published."""
+
+
 class PublishError(EdgeError):
     """A sink could not deliver a report."""
 

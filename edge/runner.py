@@ -11,6 +11,15 @@ The loop ends when every recording has ended, on SIGINT / SIGTERM (``KeyboardInt
 ``stop()``, or when the policy runs out (``PolicyViolation`` from the gate). Open windows are
 then closed as partial, unless the policy ran out: nothing more may be published under it.
 
+Live cameras of ``edge run`` (a ``store`` is given, the feed is live) never publish a partial
+window: their open window is checkpointed about once a second (``edge.publish.state``) and
+saved at stop; the next run continues it if it is still the current window, or publishes it
+at start-up once it is over. A window left under another policy is withheld (audited): its
+counts were made under rules the policy in force cannot vouch for. Another window length or
+other lines and zones: the window is closed as its own report under the parameters it was
+counted with, and the egress gate judges it like any other. With a ``ledger``, every report
+is claimed before the gate sends it: a second, different report of a window is refused.
+
 Everything the loop keeps is bounded: per-stage timings and frame ages in fixed-size rings
 (``edge.figures``), counts as integers; ``stats()`` reads them in constant time from any thread.
 """
@@ -18,26 +27,32 @@ Everything the loop keeps is bounded: per-stage timings and frame ages in fixed-
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.analytics.aggregate import CountReport
+from edge.analytics.aggregate import CountReport, WindowAggregator
 from edge.analytics.counting import DIRECTIONS
 from edge.analytics.detections import CATEGORIES, COUNTED_CLASSES, Category, Detections
 from edge.analytics.pipeline import STAGES, CameraPipeline
+from edge.camera_lock import normalised_source
 from edge.config import CameraConfig, Settings
 from edge.detect.protocol import Detector
-from edge.errors import PolicyViolation
+from edge.errors import DisclosureRefused, PolicyViolation, PublishError
 from edge.figures import Recent, StageTimes
 from edge.legal.gate import EgressGate
+from edge.publish.state import ReportLedger, WindowStore
 from edge.schema import CATEGORY_NAMES, CameraStats, CategoryName, PublishedReport
 from edge.vision.frames import Frame, FrameFeed
 from edge.vision.live import redact
 
 IDLE_SLEEP_S = 0.005  # no live camera had a new frame: wait this long before asking again
+CHECKPOINT_S = 1.0  # a live camera's open window is saved at most this often (and at closes)
+log = logging.getLogger(__name__)
 CLASS_NAMES = {cid: name for cid, (name, _) in COUNTED_CLASSES.items()}
 
 
@@ -136,11 +151,20 @@ class _Camera:
     """One camera as the loop sees it: its feed, pipeline, result and where it stands."""
 
     def __init__(
-        self, camera: CameraConfig, feed: FrameFeed, settings: Settings, detector: Detector
+        self,
+        camera: CameraConfig,
+        feed: FrameFeed,
+        settings: Settings,
+        detector: Detector,
+        zone_min_objects: int,
+        persistent: bool = False,
     ) -> None:
         self.camera = camera
         self.feed = feed
-        self.pipeline = CameraPipeline(camera, settings)
+        self.persistent = persistent  # its open window survives a restart (live, with a store)
+        self.stream = normalised_source(camera.source) if persistent else ""
+        self.saved_at = 0.0  # monotonic time of the last checkpoint
+        self.pipeline = CameraPipeline(camera, settings, zone_min_objects)
         self.result = CameraResult(
             source=redact(camera.source),
             camera_id=camera.id,
@@ -193,8 +217,18 @@ class Runner:
         today: Callable[[], dt.date] = dt.date.today,
         on_frame: Callable[[], None] | None = None,
         max_frames: int | None = None,
+        store: WindowStore | None = None,
+        ledger: ReportLedger | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.cameras = [_Camera(camera, feed, settings, detector) for camera, feed in cameras]
+        persist = store is not None
+        self.cameras = [
+            _Camera(camera, feed, settings, detector, gate.zone_min_objects, persist and feed.live)
+            for camera, feed in cameras
+        ]
+        self.store = store
+        self.ledger = ledger
+        self.clock = clock  # wall clock: which window is the current one at start-up
         self.detector = detector
         self.gate = gate
         self.today = today
@@ -224,11 +258,16 @@ class Runner:
         interrupted, stopped_by_policy = False, ""
         try:
             for cam in self.cameras:
+                if cam.persistent:
+                    self._restore(cam)
+            for cam in self.cameras:
                 cam.feed.start()
             self._loop()
             interrupted = self._stopping.is_set()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the windows
             interrupted = True
+        except DisclosureRefused:  # a camera's geometry, at its first frame: a refused start
+            raise
         except PolicyViolation as stop:  # the policy ran out mid-run: stop publishing now
             stopped_by_policy = str(stop)
         finally:
@@ -236,7 +275,9 @@ class Runner:
                 cam.feed.close()  # joins the reader before the capture goes
         for cam in self.cameras:
             result = cam.result
-            if not stopped_by_policy:
+            if cam.persistent:  # never a partial report: the next run continues the window
+                self._checkpoint(cam)
+            elif not stopped_by_policy:
                 self._publish(cam, cam.pipeline.close())
             result.interrupted, result.stopped_by_policy = interrupted, stopped_by_policy
             result.wall_s = time.perf_counter() - start
@@ -257,6 +298,8 @@ class Runner:
                         active.remove(cam)
                     continue
                 busy = True
+                if cam.taken == 0:  # the frame's size is known now: the geometry rules
+                    self.gate.check_frame(cam.camera, (frame.image.shape[1], frame.image.shape[0]))
                 cam.taken += 1
                 if cam.taken == self.max_frames:
                     active.remove(cam)
@@ -290,6 +333,8 @@ class Runner:
 
     def _done(self, cam: _Camera, frame: Frame, reports: list[CountReport]) -> None:
         cam.pipeline.times.timed("publish", self._publish, cam, reports)
+        if cam.persistent and (reports or time.monotonic() - cam.saved_at >= CHECKPOINT_S):
+            self._checkpoint(cam)
         cam.result.frames += 1
         if cam.first_timestamp is None:
             cam.first_timestamp = frame.timestamp
@@ -297,8 +342,47 @@ class Runner:
         if self.on_frame is not None:
             self.on_frame()
 
+    def _restore(self, cam: _Camera) -> None:
+        """Windows an earlier run left open for this camera: continue the current one, publish
+        those that are over (or were counted with other lines, zones or window length), and
+        withhold, audited, those counted under another policy."""
+        assert self.store is not None
+        aggregator = cam.pipeline.aggregator
+        current = math.floor(self.clock() / aggregator.seconds)
+        resumed = False
+        for owner, policy, state in self.store.load(cam.camera.id, cam.stream):
+            if policy != self.store.policy_sha256:
+                self.store.withhold(owner, state, "policy changed between runs")
+            elif not resumed and state.index == current and aggregator.fits(state):
+                aggregator.resume(state)
+                resumed = True
+                log.info("%s: window at %s continued from the last run", cam.camera.id, state.start)
+                if owner == cam.camera.id:
+                    continue  # the checkpoint below replaces the row
+            else:
+                self._publish(cam, [WindowAggregator.report_of(cam.camera.id, state)])
+            self.store.forget(owner)
+        if resumed:
+            self._checkpoint(cam)
+
+    def _checkpoint(self, cam: _Camera) -> None:
+        """Save the open window; a failure is logged and counting goes on (the window is then
+        published at its end as usual; only a restart before then would lose it)."""
+        assert self.store is not None
+        cam.saved_at = time.monotonic()
+        state = cam.pipeline.aggregator.snapshot()
+        if state is None:
+            return
+        try:
+            self.store.save(cam.camera.id, cam.stream, state)
+        except PublishError as err:
+            log.warning("%s", err)
+
     def _publish(self, cam: _Camera, reports: list[CountReport]) -> None:
         for report in reports:
+            if self.ledger is not None and self.ledger.claim(self.gate.payload(report)):
+                cam.result.reports_dropped += 1  # refused and audited by the ledger
+                continue
             if self.gate.publish(report, self.today()) is None:
                 cam.result.reports_dropped += 1
             else:

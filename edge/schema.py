@@ -11,7 +11,8 @@ OpenCV, no ONNX Runtime): only pydantic and the standard library.
   ``REPORT_ID_PATTERN``, ``ISO_PATTERN``, ``TOPIC_PREFIX_PATTERN``, with pydantic field types
   ``Name``, ``Url``, ``PolicyName``, ``Sha256``, ``Iso``, ``Count``.
 - Messages: ``PublishedReport`` (with ``ZoneFigures``), ``StatsMessage`` (with
-  ``CameraStats``), ``NoticeMessage``; closed (no extra field), frozen and strict.
+  ``CameraStats``), ``NoticeMessage``, ``AuditHeadMessage``; closed (no extra field), frozen
+  and strict.
   ``describe_invalid`` says why a payload is not one of them without repeating its values.
 - Topics (``P`` = topic prefix, ``S`` = site, ``C`` = camera)::
 
@@ -20,6 +21,7 @@ OpenCV, no ONNX Runtime): only pydantic and the standard library.
       P/S/status     "online" / "offline", retained; "offline" is also the last will
       P/S/stats      StatsMessage, QoS 0
       P/S/notice     NoticeMessage, retained
+      P/S/audit      AuditHeadMessage (the audit log's head), retained, QoS 1
 
   ``Topics`` builds them (and a collector's subscription filters), ``parse_topic`` reads one
   back into site, camera and kind.
@@ -50,6 +52,7 @@ __all__ = [
     "TOPIC_PREFIX_PATTERN",
     "URL_MAX_LENGTH",
     "URL_PATTERN",
+    "AuditHeadMessage",
     "CameraStats",
     "CategoryName",
     "Count",
@@ -90,7 +93,11 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 
 # -- patterns ---------------------------------------------------------------------------------
 
-NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# A slug: 1-32 lowercase letters, digits, "_" and "-", starting with a letter or digit. Names
+# are public (every report, topic, Home Assistant entity, the notice and the dashboard show them),
+# so they are short identifiers, never sentences; ``edge.config`` also refuses names that look
+# like personal data or name a forbidden use.
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 NAME_RE: Final = re.compile(NAME_PATTERN)
 URL_PATTERN: Final = r"^https?://\S+$"
 URL_MAX_LENGTH: Final = 300
@@ -193,6 +200,17 @@ class NoticeMessage(_Closed):
     notice: str = Field(max_length=20_000)
 
 
+class AuditHeadMessage(_Closed):
+    """The head of the box's audit log, retained: a copy kept off the box, against which a log
+    cut short or rewritten and re-chained fails ``edge audit verify --expect-head``."""
+
+    schema_version: Literal[1]
+    site: Name
+    time: Iso
+    entries: int = Field(ge=1, le=2**53)  # the head is entry number ``entries``
+    head: Sha256  # that entry's hash
+
+
 def describe_invalid(err: ValidationError) -> str:
     """Why a payload was refused, by field path and error type only: never its values."""
     parts = [".".join(str(p) for p in e["loc"])[:80] + f" ({e['type']})" for e in err.errors()[:5]]
@@ -202,10 +220,10 @@ def describe_invalid(err: ValidationError) -> str:
 
 # -- topics -----------------------------------------------------------------------------------
 
-TopicKind = Literal["counts", "status", "stats", "notice"]
+TopicKind = Literal["counts", "status", "stats", "notice", "audit"]
 TOPIC_KINDS: tuple[TopicKind, ...] = get_args(TopicKind)
 _CAMERA_KINDS: Final = ("counts", "status")  # P/S/C/kind
-_SITE_KINDS: Final = ("status", "stats", "notice")  # P/S/kind
+_SITE_KINDS: Final = ("status", "stats", "notice", "audit")  # P/S/kind
 
 
 @dataclass(frozen=True)
@@ -234,9 +252,16 @@ class Topics:
     def notice(self) -> str:
         return f"{self.prefix}/{self.site}/notice"
 
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}/{self.site}/audit"
+
     def filters(self) -> tuple[str, ...]:
         """Subscription filters for every topic of this site, of every camera."""
-        return (self.counts("+"), self.camera_status("+"), self.status, self.stats, self.notice)
+        return (
+            self.counts("+"), self.camera_status("+"), self.status, self.stats, self.notice,
+            self.audit,
+        )  # fmt: skip
 
 
 class ParsedTopic(NamedTuple):

@@ -7,6 +7,7 @@ them, tests that need them skip with the reason; under CI (``CI`` set) a missing
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,12 +72,22 @@ def make_detections(
     )
 
 
+AUDIT_LOG_ENV = "TESTS_AUDIT_LOG"  # read by the tests' helpers only, never by edge
+
+
 @pytest.fixture(autouse=True)
 def audit_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test (and every ``edge`` subprocess it starts) audits into its own temp file."""
+    """Every test audits into its own temp file: ``edge_argv`` passes it to each ``edge``
+    subprocess as ``--audit-log`` (edge itself reads no variable for it), and in-process calls
+    pass this path as ``audit_log``."""
     path = tmp_path / "audit" / "audit.jsonl"
-    monkeypatch.setenv("EDGE_AUDIT__PATH", str(path))
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(path))
     return path
+
+
+def edge_argv(*args: str) -> list[str]:
+    """``python -m edge --audit-log <this test's audit file> ARGS``, for subprocesses."""
+    return [sys.executable, "-m", "edge", "--audit-log", os.environ[AUDIT_LOG_ENV], *args]
 
 
 EXAMPLE = REPO / "examples" / "tud-campus.yaml"

@@ -4,6 +4,10 @@ Windows are aligned to the clock the timestamps come from: ``[k * W, (k + 1) * W
 length W, so with Unix time a 60 s window starts on the minute, and with stream time (clips) on
 whole multiples of W from the start of the clip. Everything is a pure function of the
 timestamps handed in: a replay gives the same reports.
+
+A live camera's open window can be taken out (``snapshot``) and put back (``resume``) as a
+``WindowState``: aggregate figures only, so that a restart continues the window instead of
+publishing a short one (``edge.publish.state`` keeps it on disk). No track id is in it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class CountReport:
     frames: int
     observed_s: float
     partial: bool
+    # Passages two line cells share, object by object (``edge.legal.disclosure.overlap``): what
+    # the egress gate needs to tell whole-minus-part differences. Counts only, never ids.
+    overlap: npt.NDArray[np.int64] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +76,67 @@ class CountReport:
         }
 
 
+@dataclass(frozen=True)
+class WindowState:
+    """An open window's figures, as persisted across restarts: nothing per object.
+
+    lines: line -> [[in x categories], [out x categories]]; zone sums and maxima per category
+    (``CATEGORIES`` order); frame_period: the source's last frame spacing, for ``observed_s``.
+    """
+
+    index: int
+    seconds: float
+    first: float
+    last: float
+    frames: int
+    observed: float
+    frame_period: float
+    lines: dict[str, list[list[int]]]
+    occupancy_sum: dict[str, list[int]]
+    occupancy_max: dict[str, list[int]]
+
+    @property
+    def start(self) -> float:
+        return self.index * self.seconds
+
+    @property
+    def end(self) -> float:
+        return (self.index + 1) * self.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "seconds": self.seconds, "first": self.first,
+            "last": self.last, "frames": self.frames, "observed": self.observed,
+            "frame_period": self.frame_period, "lines": self.lines,
+            "occupancy_sum": self.occupancy_sum, "occupancy_max": self.occupancy_max,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WindowState:
+        """Raises ValueError (or KeyError / TypeError) on anything but a well-formed state."""
+        shape, zone = [len(DIRECTIONS), len(CATEGORIES)], [len(CATEGORIES)]
+
+        def table(raw: Any, dims: list[int]) -> dict[str, Any]:
+            out = {}
+            for name, values in dict(raw).items():
+                array = np.asarray(values)
+                if list(array.shape) != dims or array.dtype.kind not in "iu" or (array < 0).any():
+                    raise ValueError(f"{name}: expected non-negative integers of shape {dims}")
+                out[str(name)] = array.astype(np.int64).tolist()
+            return out
+
+        state = cls(
+            index=int(data["index"]), seconds=float(data["seconds"]), first=float(data["first"]),
+            last=float(data["last"]), frames=int(data["frames"]),
+            observed=float(data["observed"]), frame_period=float(data["frame_period"]),
+            lines=table(data["lines"], shape), occupancy_sum=table(data["occupancy_sum"], zone),
+            occupancy_max=table(data["occupancy_max"], zone),
+        )  # fmt: skip
+        if state.seconds <= 0 or state.frames < 0 or state.observed < 0:
+            raise ValueError("window length, frames and observed time must be positive")
+        return state
+
+
 @dataclass
 class _Window:
     index: int
@@ -79,6 +147,7 @@ class _Window:
     lines: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)  # (2, 3) in/out x cat
     occupancy_sum: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     occupancy_max: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    resumed: bool = False  # restored from an earlier run: the time until its next frame is a gap
 
 
 class WindowAggregator:
@@ -134,9 +203,10 @@ class WindowAggregator:
             window = self._window = self._open(index, timestamp)
         else:
             step = timestamp - window.last
-            if step <= self.gap_s:
+            if step <= self.gap_s and not window.resumed:
                 self._frame_period = step
                 window.observed += step
+            window.resumed = False
         window.last = timestamp
         window.frames += 1
         for event in events:
@@ -146,6 +216,49 @@ class WindowAggregator:
             window.occupancy_sum[name] += sample
             np.maximum(window.occupancy_max[name], sample, out=window.occupancy_max[name])
         return closed
+
+    def snapshot(self) -> WindowState | None:
+        """The open window's figures (None if no frame came yet), to survive a restart."""
+        window = self._window
+        if window is None:
+            return None
+        return WindowState(
+            index=window.index, seconds=self.seconds, first=window.first, last=window.last,
+            frames=window.frames, observed=window.observed, frame_period=self._frame_period,
+            lines={name: counts.tolist() for name, counts in window.lines.items()},
+            occupancy_sum={name: a.tolist() for name, a in window.occupancy_sum.items()},
+            occupancy_max={name: a.tolist() for name, a in window.occupancy_max.items()},
+        )  # fmt: skip
+
+    def fits(self, state: WindowState) -> bool:
+        """The state was made with this window length, these lines and these zones."""
+        return (
+            state.seconds == self.seconds
+            and list(state.lines) == self.line_names
+            and list(state.occupancy_sum) == self.zone_names
+        )
+
+    def resume(self, state: WindowState) -> None:
+        """Continue a window a previous run left open: the next frames add to its figures;
+        the time between its last frame and the next one is a gap, not observed time."""
+        if not self.fits(state):
+            raise ValueError("the window state was made with another length, lines or zones")
+        self._frame_period = state.frame_period
+        self._window = _Window(
+            state.index, state.first, state.last, state.frames, state.observed,
+            lines={name: np.asarray(v, np.int64) for name, v in state.lines.items()},
+            occupancy_sum={n: np.asarray(v, np.int64) for n, v in state.occupancy_sum.items()},
+            occupancy_max={n: np.asarray(v, np.int64) for n, v in state.occupancy_max.items()},
+            resumed=True,
+        )  # fmt: skip
+
+    @classmethod
+    def report_of(cls, camera_id: str, state: WindowState) -> CountReport:
+        """A restored window that is over (or made under other parameters), closed as its own
+        report under the parameters it was counted with."""
+        aggregator = cls(camera_id, list(state.lines), list(state.occupancy_sum), state.seconds)
+        aggregator.resume(state)
+        return aggregator.close()[0]
 
     def close(self) -> list[CountReport]:
         """End of clip or shutdown: the open window, flagged partial."""

@@ -72,6 +72,9 @@ class LineCounter:
         dx, dy = (self._b - self._a) / self._length
         self._normal_weights = np.array([abs(dy), abs(dx)], np.float32)
         self._passages: dict[int, _Passage] = {}
+        # The tracks that made the last update's events, in order: for the disclosure check of
+        # the pipeline, in memory only (events themselves carry no id).
+        self.passers: list[int] = []
 
     def update(self, tracks: Tracks, timestamp: float) -> list[CountEvent]:
         anchors = anchor_points(tracks.xyxy, self.line.anchor).astype(np.float64)
@@ -90,6 +93,7 @@ class LineCounter:
             stepped[known] = segments_intersect(previous[known], anchors[known], self._a, self._b)
         categories = tracks.category_index
         events = []
+        self.passers = []
         for row, track_id in enumerate(ids):
             point = (float(anchors[row, 0]), float(anchors[row, 1]))
             side = int(settled[row])
@@ -103,6 +107,7 @@ class LineCounter:
                     direction: Direction = "in" if state.side > 0 else "out"
                     category = CATEGORIES[int(categories[row])]
                     events.append(CountEvent(self.line.name, direction, category, timestamp))
+                    self.passers.append(track_id)
                 state.side = side
                 state.through_segment = False
             elif side != 0:

@@ -7,6 +7,7 @@ row, so counters never loop over objects in Python. Nothing here keeps state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy.typing as npt
 
 Anchor = Literal["bottom_center", "center", "top_center"]
 ANCHORS: tuple[str, ...] = get_args(Anchor)
+Point = tuple[float, float]
 
 
 def _points(name: str, array: npt.ArrayLike, width: int) -> npt.NDArray[np.float64]:
@@ -215,3 +217,38 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float32]:
     iou = np.zeros(inter.shape, dtype=np.float64)
     np.divide(inter, union, out=iou, where=both & (union > 0))
     return np.clip(iou, 0.0, 1.0).astype(np.float32)
+
+
+def _point_segment_distance(
+    p: npt.NDArray[np.float64], a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]
+) -> float:
+    ab = b - a
+    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-12), 0.0, 1.0))
+    return float(np.hypot(*(a + t * ab - p)))
+
+
+def segment_distance(a0: Point, a1: Point, b0: Point, b1: Point) -> float:
+    """Shortest distance between segments A and B, pixels; 0 when they touch or cross."""
+    pa0, pa1, pb0, pb1 = (np.asarray(p, np.float64) for p in (a0, a1, b0, b1))
+    if segments_intersect(pa0[None], pa1[None], pb0, pb1)[0]:
+        return 0.0
+    return min(
+        _point_segment_distance(pa0, pb0, pb1),
+        _point_segment_distance(pa1, pb0, pb1),
+        _point_segment_distance(pb0, pa0, pa1),
+        _point_segment_distance(pb1, pa0, pa1),
+    )
+
+
+def segment_polygon_distance(a: Point, b: Point, polygon: Sequence[Point]) -> float:
+    """Shortest distance between segment AB and the boundary of a polygon; 0 if they meet."""
+    poly = list(polygon)
+    return min(segment_distance(a, b, poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly)))
+
+
+def polygon_distance(p: Sequence[Point], q: Sequence[Point]) -> float:
+    """Shortest distance between two polygons; 0 when they overlap, touch or one holds the
+    other."""
+    if points_in_polygon(np.asarray(p[:1]), q)[0] or points_in_polygon(np.asarray(q[:1]), p)[0]:
+        return 0.0
+    return min(segment_polygon_distance(p[i], p[(i + 1) % len(p)], q) for i in range(len(p)))

@@ -222,6 +222,20 @@ def create_app(
         time offline (from the status topics) over the range."""
         return [{**c.__dict__, "ratio": c.ratio} for c in queries.completeness(engine, s)]
 
+    @app.get("/api/audit-heads", tags=["service"], dependencies=guard)
+    def audit_heads(
+        site: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+    ) -> list[dict[str, Any]]:
+        """The audit-log heads each box published, newest first (times in UTC): anchors kept
+        off the box. ``edge audit verify FILE --expect-head HEAD --expect-entries ENTRIES``
+        fails on a log cut or rewritten before that head."""
+        utc = ZoneInfo("UTC")
+        return [
+            {"site": row["site"], "entries": row["entries"], "head": row["head"],
+             "time": iso_local(row["at"], utc), "received": iso_local(row["received_at"], utc)}
+            for row in queries.audit_heads(engine, site, limit)
+        ]  # fmt: skip
+
     @app.get("/api/rejections", tags=["service"], dependencies=guard)
     def rejections() -> dict[str, int]:
         """Messages the collector refused, by reason (never their content)."""

@@ -1,8 +1,9 @@
 """The collector: one persistent MQTT session, every message validated, then stored.
 
 Subscriptions (``P`` = ``mqtt.topic_prefix``, ``S`` = each of ``dashboard.sites``, ``+`` for
-every site): ``P/S/+/counts``, ``P/S/+/status``, ``P/S/status``, ``P/S/stats``, ``P/S/notice``
-(``edge.schema.Topics.filters``; topics and payloads are those of ``edge.schema``).
+every site): ``P/S/+/counts``, ``P/S/+/status``, ``P/S/status``, ``P/S/stats``, ``P/S/notice``,
+``P/S/audit`` (``edge.schema.Topics.filters``; topics and payloads are those of ``edge.schema``).
+Every distinct audit-log head is kept: anchors off the box for ``edge audit verify``.
 The session is persistent (``clean_session`` off, QoS 1), so the broker keeps reports while the
 dashboard is down, and a message is acknowledged only once it is committed to the database:
 a crash between the two means a redelivery, which the report id and digest make harmless.
@@ -30,6 +31,7 @@ from edge.errors import PublishError
 from edge.publish.mqtt import authenticate
 from edge.schema import (
     STATUSES,
+    AuditHeadMessage,
     NoticeMessage,
     ParsedTopic,
     PublishedReport,
@@ -185,5 +187,10 @@ class Collector:
             self.store.set_status(site, camera, text == "online", now)
         elif kind == "stats":
             self.store.set_stats(site, _model("stats", StatsMessage, payload), now)
+        elif kind == "audit":
+            head: AuditHeadMessage = _model("audit", AuditHeadMessage, payload)
+            if head.site != site:
+                raise Rejected("audit: site differs from the topic's")
+            self.store.add_audit_head(site, head, now)
         else:
             self.store.set_notice(site, _model("notice", NoticeMessage, payload), now)

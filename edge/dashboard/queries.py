@@ -330,3 +330,15 @@ def rejections(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         rows = connection.execute(select(t.rejections).order_by(t.rejections.c.reason))
         return {row.reason: int(row._mapping["count"]) for row in rows}
+
+
+def audit_heads(engine: Engine, site: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The audit-log heads the sites published, newest first: each is an anchor for
+    ``edge audit verify FILE --expect-head HEAD --expect-entries ENTRIES`` on that site's box."""
+    h = t.audit_heads.c
+    query = select(h.site, h.entries, h.head, h.at, h.received_at)
+    if site is not None:
+        query = query.where(h.site == site)
+    query = query.order_by(h.site, h.at.desc(), h.entries.desc()).limit(limit)
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]

@@ -174,3 +174,17 @@ rejections = Table(
     Column("count", BigInteger, nullable=False),
     Column("last_at", BigInteger, nullable=False),
 )
+
+# Every distinct audit-log head a site published (AuditHeadMessage): anchors kept off the box.
+# A head vouches for every entry up to it, so the latest one suffices to verify a log; older
+# ones go with the raw retention (by ``at``, the box's time of publication).
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("site", String(64), ForeignKey("sites.name"), primary_key=True),
+    Column("head", String(64), primary_key=True),
+    Column("entries", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Index("ix_audit_heads_site_at", "site", "at"),
+)

@@ -1,4 +1,5 @@
-"""Writing to the dashboard's database: reports, status, notices, rejections, retention.
+"""Writing to the dashboard's database: reports, status, notices, audit heads, rejections,
+retention.
 
 One writer at a time (the collector, the retention pass) and many readers (the web server).
 Every report is kept twice at
@@ -8,6 +9,7 @@ arrival: as its window (until ``raw_retention_days``) and added into hourly tota
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -33,6 +35,7 @@ from edge.errors import ConfigError, EdgeError
 from edge.schema import (
     CATEGORY_NAMES,
     DIRECTIONS,
+    AuditHeadMessage,
     CategoryName,
     Direction,
     NoticeMessage,
@@ -347,6 +350,19 @@ class Store:
                 )
             )  # fmt: skip
 
+    def add_audit_head(self, site: str, message: AuditHeadMessage, received: float) -> bool:
+        """Keep a published audit-log head (an anchor off the box); a head already kept (the
+        retained message again, at every reconnect) is not added twice. True if new."""
+        at = int(dt.datetime.fromisoformat(message.time.replace("Z", "+00:00")).timestamp())
+        row = {"site": site, "head": message.head, "entries": message.entries, "at": at,
+               "received_at": int(received)}  # fmt: skip
+        with self._write("audit head") as connection:
+            self._site(connection, site)
+            postgres = connection.dialect.name == "postgresql"
+            statement = (postgresql if postgres else sqlite).insert(t.audit_heads).values(row)
+            result = connection.execute(statement.on_conflict_do_nothing())
+            return bool(result.rowcount)
+
     def reject(self, reason: str, at: float) -> None:
         """Count a refused message under its reason (never its content)."""
         with self._write("rejection") as connection:
@@ -378,9 +394,19 @@ class Store:
             for table in (t.windows, t.line_counts, t.zone_counts):
                 result = connection.execute(table.delete().where(table.c.start < cutoff))
                 deleted[table.name] = result.rowcount
+            deleted[t.audit_heads.name] = self._prune_audit_heads(connection, cutoff)
             if hourly_retention_days is not None:
                 hour_cutoff = int(now - hourly_retention_days * DAY)
                 for table in (t.line_hours, t.zone_hours, t.camera_hours):
                     result = connection.execute(table.delete().where(table.c.hour < hour_cutoff))
                     deleted[table.name] = result.rowcount
         return deleted
+
+    @staticmethod
+    def _prune_audit_heads(connection: Connection, cutoff: int) -> int:
+        """Heads older than the raw retention, except each site's latest: it vouches for
+        every entry before it, so a site that went quiet keeps its last anchor."""
+        heads, newer = t.audit_heads, t.audit_heads.alias("newer")
+        latest = select(func.max(newer.c.at)).where(newer.c.site == heads.c.site).scalar_subquery()
+        statement = heads.delete().where(heads.c.at < cutoff, heads.c.at < latest)
+        return int(connection.execute(statement).rowcount)

@@ -22,6 +22,11 @@ from edge.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
+# Telemetry off whatever the environment says: ``edge/__init__`` sets ORT_DISABLE_TELEMETRY=1
+# before onnxruntime is imported (the switch ONNX Runtime reads once, at start), and its API
+# switches events off here too, again before each session (``OnnxRuntime``).
+ort.disable_telemetry_events()
+
 ORT_PROVIDERS: dict[Provider, str] = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -163,6 +168,7 @@ class OnnxRuntime:
         what ORT actually uses, a requested provider that failed to load reported as a warning."""
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
+        ort.disable_telemetry_events()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

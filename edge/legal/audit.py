@@ -12,14 +12,23 @@ byte for byte what this module writes, so a byte changed without changing the pa
 (``1e+16`` -> ``1E+16``, a duplicated key) is caught too.
 
 What the chain detects on its own: a changed byte, a deleted, inserted, duplicated or swapped
-line, a removed first line, a cut in the middle, a torn last line (no newline after a crash).
-What it cannot: **the tail cut off**. Drop the last k lines and what is left is a valid, shorter
-chain. Only a copy of a later hash kept somewhere else (printed at stop, published with the
-reports) shows it: ``AuditLog.last_hash`` gives it, ``verify_audit(path, expect_hash=...)``
-checks it. Nor can it stop someone who rewrites the file from some line on and recomputes
-every hash after it: a kept hash vouches for every entry up to it, nothing after it (no key is
-involved, anyone can compute SHA-256). One writer at a time: a second writer is noticed at the
-next append (the file grew), not prevented.
+line, a removed first line, a cut in the middle, a torn last line (no newline after a crash), an
+empty log (``verify_audit`` never passes one: it vouches for nothing).
+What it cannot: **the tail cut off**, or **the log rewritten and re-chained** (an entry deleted
+and every later ``seq``, ``prev`` and ``hash`` recomputed: no key is involved, anyone can
+compute SHA-256). Both verify on their own. They fail against an anchor kept off the box:
+``AuditLog.head`` (entry count and last hash) is what ``edge run`` publishes on the retained
+MQTT topic ``<prefix>/<site>/audit`` and the dashboard keeps; ``verify_audit(path,
+expect_hash=..., expect_entries=...)`` (``edge audit verify FILE --expect-head HASH
+--expect-entries N``) then requires entry N to have that hash, so a log cut below N entries or
+rewritten at or before entry N fails, while a log that merely grew since still passes. An
+anchor vouches for every entry up to it, nothing after it: entries written since the last head
+that reached the broker (a broker down for an hour leaves that hour unanchored) can still be cut
+or rewritten undetected.
+One writer at a time: a second writer is noticed at the next append (the file grew), not
+prevented. Where the log is belongs to the installation (``edge --audit-log PATH``), never to
+the configuration or the environment, so a refused configuration cannot choose where its
+refusal is written.
 
 The log must never hold personal data: no track ids, boxes, images, or free text from the
 scene. That is the caller's duty; the log records decisions (started, policy accepted, model
@@ -153,44 +162,77 @@ def _verify_line(raw: bytes, expected_seq: int, prev_hash: str) -> str:
 
 
 @dataclass(frozen=True)
+class AuditHead:
+    """The chain's head: how many entries, and the hash of the last one (GENESIS if none).
+    Published off the box, it is the anchor ``verify_audit`` checks a log against."""
+
+    entries: int
+    hash: str
+
+
+@dataclass(frozen=True)
 class _Scan:
     check: AuditCheck
     size: int  # bytes that verified: the file's size when ok
-    found: bool  # some verified entry has the expected hash
+    hashes: dict[int, str]  # entry number (1-based) -> hash, for the anchor's entries only
 
 
 def _scan(lines: Iterable[bytes], expect_hash: str | None = None) -> _Scan:
-    """Verify lines in order, stopping at the first broken one."""
+    """Verify lines in order, stopping at the first broken one; remember where ``expect_hash``
+    appears (by entry number), so an anchor can be checked without a second pass."""
     last = GENESIS
     size = count = 0
-    found = expect_hash is None
+    hashes: dict[int, str] = {}
     for number, raw in enumerate(lines, start=1):
         try:
             last_now = _verify_line(raw, count, last)
         except _Broken as broken:
             check = AuditCheck(False, count, number, f"line {number}: {broken}", last)
-            return _Scan(check, size, found)
+            return _Scan(check, size, hashes)
         last = last_now
-        found = found or last == expect_hash
         size += len(raw)
         count += 1
-    return _Scan(AuditCheck(True, count, None, "", last), size, found)
+        if last == expect_hash:
+            hashes[count] = last
+    return _Scan(AuditCheck(True, count, None, "", last), size, hashes)
 
 
-def verify_audit(path: Path, *, expect_hash: str | None = None) -> AuditCheck:
-    """Check the whole chain; with ``expect_hash`` (kept elsewhere) also that no tail is missing.
+def verify_audit(
+    path: Path, *, expect_hash: str | None = None, expect_entries: int | None = None
+) -> AuditCheck:
+    """Check the whole chain, and that it is not empty; with an anchor kept elsewhere (a
+    published ``AuditHead``: ``expect_hash`` and, better, ``expect_entries``) also that it was
+    neither cut nor rewritten up to the anchor.
 
-    ``expect_hash`` is a hash copied out earlier (``last_hash`` at a stop); the log may have
-    grown since, so it must be the hash of some entry, not necessarily the last.
+    The log may have grown since the anchor was taken: with ``expect_entries`` N the entry N
+    must have ``expect_hash``; without it, some entry must.
     """
+    if expect_entries is not None and (expect_hash is None or expect_entries < 1):
+        raise ValueError("expect_entries needs expect_hash, and counts from 1")
     try:
         with path.open("rb") as f:
             scan = _scan(f, expect_hash)
     except OSError as err:
         raise AuditError(f"{path}: cannot read the audit log ({err.strerror})") from err
     check = scan.check
-    if check.ok and not scan.found:
-        reason = f"no entry has the expected hash {expect_hash}: the log's tail was cut off"
+    if not check.ok:
+        return check
+    reason = ""
+    if check.entries == 0:
+        reason = "the log is empty: nothing recorded, or everything removed"
+    elif expect_entries is not None and check.entries < expect_entries:
+        reason = (
+            f"{check.entries} entries, the anchor vouches for {expect_entries}: "
+            "the log was cut or rewritten"
+        )
+    elif expect_entries is not None and expect_entries not in scan.hashes:
+        reason = (
+            f"entry {expect_entries} does not have the anchor's hash {expect_hash}: "
+            "the log was rewritten at or before it"
+        )
+    elif expect_hash is not None and not scan.hashes:
+        reason = f"no entry has the anchor's hash {expect_hash}: the log was cut or rewritten"
+    if reason:
         return AuditCheck(False, check.entries, None, reason, check.last_hash)
     return check
 
@@ -245,6 +287,13 @@ class AuditLog:
     def last_hash(self) -> str:
         """Hash of the last entry (GENESIS if empty): keep it elsewhere to detect a cut tail."""
         return self._last
+
+    @property
+    def head(self) -> AuditHead:
+        """Entries and last hash, read together (another thread may be appending): the
+        anchor ``edge run`` publishes."""
+        with self._lock:
+            return AuditHead(self._seq, self._last)
 
     def append(self, event: str, /, **fields: JsonValue) -> dict[str, JsonValue]:
         """Write one entry, durably (fsync) before returning it as stored on disk."""

@@ -1,24 +1,25 @@
 """The legal gate: checked once before any frame is read, and again on every outgoing payload.
 
-Start-up (``startup_gate``): the policy is in force today, the declared purpose is the policy's,
-every declaration field the policy requires is there, every camera has a public notice and a
-location, windows are at least the policy's minimum, lines and zones are outputs the policy
-allows, and the model only detects (task ``detect``, COCO ids 0-7 meaning what the class filter
+Start-up (``startup_gate``): the policy is the one the configuration pins, in force today, the
+declared purpose is the policy's, every declaration field the policy requires is there, every
+camera has a public notice and a location, windows are one of the policy's lengths, lines and
+zones are outputs the policy allows and pass the disclosure rules (``edge.legal.disclosure``),
+and the model only detects (task ``detect``, COCO ids 0-7 meaning what the class filter
 assumes, no class such as a face or a plate). Forbidden modes never reach it: the configuration
 has no field for them and ``edge.legal.forbidden`` refuses a file that asks for one.
 
 Egress (``EgressGate``): the only way to a sink. A payload passes only if it is a well-formed
 ``PublishedReport`` (``edge.schema``, closed: no extra field, no id, box, coordinate, image or
-free text) that agrees with the policy: its sha256, allowed categories, window length,
-small-count rule.
-Anything else is dropped and the drop written to the audit log.
+free text) that agrees with the policy: its sha256, allowed categories, window length (one of
+the policy's), observed time (live windows watched for less than the policy's minimum are
+withheld, audited ``window_withheld``), small-count rule. Anything else is dropped and the drop
+written to the audit log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,42 +27,23 @@ from pydantic import ValidationError
 from edge.analytics.aggregate import CountReport
 from edge.analytics.detections import COUNTED_CLASSES, Category
 from edge.config import CameraConfig, Settings
+from edge.detect.manifest import Approval, SiteApprovals, approval_of, sha256_file
 from edge.detect.protocol import ModelInfo
-from edge.errors import PolicyViolation
+from edge.errors import DisclosureRefused, ModelError, PolicyViolation
 from edge.legal.audit import AuditLog
+from edge.legal.decisions import Decision, GateResult
+from edge.legal.disclosure import (
+    FrameSize,
+    cells_of,
+    geometry_decisions,
+    hidden_cells,
+    window_decision,
+    zone_decision,
+)
 from edge.legal.forbidden import forbidden_class
 from edge.legal.policy import Policy
 from edge.publish.sinks import Sink
 from edge.schema import SCHEMA_VERSION, PublishedReport, describe_invalid, iso, report_id
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One check of the gate: ``rule`` names it, ``detail`` says what was found or why not."""
-
-    rule: str
-    allowed: bool
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{'allowed' if self.allowed else 'REFUSED'}  {self.rule}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class GateResult:
-    decisions: tuple[Decision, ...]
-
-    @property
-    def allowed(self) -> bool:
-        return all(d.allowed for d in self.decisions)
-
-    @property
-    def refusals(self) -> list[Decision]:
-        return [d for d in self.decisions if not d.allowed]
-
-    def raise_if_refused(self) -> None:
-        if not self.allowed:
-            raise PolicyViolation([f"{d.rule}: {d.detail}" for d in self.refusals])
 
 
 def _declared(value: object) -> bool:
@@ -74,8 +56,13 @@ def startup_gate(
     cameras: Sequence[CameraConfig],
     model: ModelInfo | None,
     today: dt.date,
+    *,
+    approved: SiteApprovals | None = None,
+    frame_sizes: Mapping[str, FrameSize] | None = None,
 ) -> GateResult:
-    """Every check the deployment must pass before a frame is read."""
+    """Every check the deployment must pass before a frame is read. ``approved``: the site's
+    model approvals (``load_site_approvals``); without them only shipped models pass.
+    ``frame_sizes``: each camera's frame size where known (recordings), for the size rules."""
     d: list[Decision] = []
     d.append(
         Decision(
@@ -99,6 +86,17 @@ def startup_gate(
                 else f"missing: the policy requires deployment.{field} (GDPR art. 13 and 30)",
             )
         )
+    undeclared = declaration.recipients.undeclared()
+    d.append(
+        Decision(
+            "declaration.recipients",
+            not undeclared,
+            "declared: broker, dashboard and open data"
+            if not undeclared
+            else f"missing: {', '.join(undeclared)} (GDPR art. 13(1)(e): the public notice "
+            "names every recipient of the counts; write false where there is none)",
+        )
+    )
     if _declared(declaration.purpose):
         d.append(
             Decision(
@@ -117,17 +115,29 @@ def startup_gate(
                 f"{declaration.retention_days} days declared, the policy allows at most {longest}",
             )
         )
-    seconds = settings.window.seconds
+    pin = settings.policy.sha256
     d.append(
         Decision(
-            "window.seconds",
-            seconds >= policy.min_window_seconds,
-            f"{seconds} s windows, the policy's minimum is {policy.min_window_seconds} s "
-            "(shorter windows come closer to following individuals)",
+            "policy.pin",
+            pin == policy.sha256,
+            f"the configuration pins {pin}" + ("" if pin == policy.sha256 else
+            f", the policy file {settings.policy.file} is {policy.sha256}: a different policy is "
+            "refused (pin the one the DPO approved: policy.sha256, as `edge policy show` prints)"),
         )
-    )
+    )  # fmt: skip
+    d.append(window_decision(settings.window.seconds, policy))
+    if any(camera.zones for camera in cameras):
+        d.append(zone_decision(policy))
     if not cameras:
         d.append(Decision("cameras", False, "no camera configured"))
+    d.append(
+        Decision(
+            "names",
+            True,
+            "camera ids, line, zone and site names are public slugs, and with camera locations "
+            "were checked for personal data and forbidden uses when the configuration loaded",
+        )
+    )
     for camera in cameras:
         notice = camera.notice_url or declaration.notice_url
         d.append(
@@ -159,21 +169,29 @@ def startup_gate(
                         f"{len(items)} configured; the policy allows {policy.allowed_outputs}",
                     )
                 )
+        d.extend(geometry_decisions(camera, policy, (frame_sizes or {}).get(camera.id)))
     if model is not None:
-        d.extend(model_decisions(model))
+        d.extend(model_decisions(model, approved))
     return GateResult(tuple(d))
 
 
-def model_decisions(model: ModelInfo) -> list[Decision]:
-    """A model may only detect, and its counted class ids must mean what the filter assumes."""
+def model_decisions(model: ModelInfo, approved: SiteApprovals | None = None) -> list[Decision]:
+    """A model may only detect, and its counted class ids must mean what the filter assumes.
+    Labels can lie (two output channels swapped keep every name), so the file itself must be
+    on the allow-list: the shipped manifest or the site's audited approvals, by sha256."""
     name = model.path.name
+    try:
+        verdict = approval_of(sha256_file(model.path), name, approved)
+    except ModelError as err:
+        verdict = Approval(False, "", str(err))
     out = [
+        Decision("model.approved", verdict.allowed, verdict.detail),
         Decision(
             "model.task",
             model.task == "detect",
             f"{name}: task '{model.task}' (only 'detect' is allowed: no pose, segmentation or "
             "classification of people)",
-        )
+        ),
     ]
     wrong = {
         cid: model.names.get(cid)
@@ -204,6 +222,10 @@ def model_decisions(model: ModelInfo) -> list[Decision]:
 
 # -- egress ----------------------------------------------------------------------------------
 
+# A window counts as watched for the policy's minimum when it was watched for all of it but a
+# frame interval or so: the first and last frame periods of a window are estimates.
+OBSERVED_SLACK = 0.98
+
 
 class EgressGate:
     """Builds the payload of each report under the policy and lets only compliant ones out."""
@@ -214,23 +236,50 @@ class EgressGate:
         audit: AuditLog,
         sinks: Sequence[Sink],
         notice_url: str | Mapping[str, str],
+        *,
+        recorded: bool = False,
     ) -> None:
-        """``notice_url``: the public notice of every camera, or one per camera id."""
+        """``notice_url``: the public notice of every camera, or one per camera id.
+        ``recorded``: the reports come from recordings, whose owner has the pixels already, so
+        a window's observed time is not checked (a clip shorter than a window still counts)."""
         self._policy = policy
         self._audit = audit
         self._sinks = tuple(sinks)
         self._notice_url = notice_url
+        self._min_observed_s = 0.0 if recorded else policy.min_window_seconds * OBSERVED_SLACK
         self.published = 0
         self.dropped = 0
+        self.withheld = 0
+
+    @property
+    def zone_min_objects(self) -> int:
+        return self._policy.disclosure.zone_min_objects
+
+    def check_frame(self, camera: CameraConfig, frame_size: FrameSize) -> None:
+        """A camera's geometry against its frame's size, once known; refusals are audited and
+        end the run before anything of that camera is published."""
+        refused = [d for d in geometry_decisions(camera, self._policy, frame_size) if not d.allowed]
+        if refused:
+            lines = [f"{d.rule}: {d.detail}" for d in refused]
+            self._audit.append("geometry_refused", camera=camera.id, refusals=list(lines))
+            raise DisclosureRefused(lines)
 
     def payload(self, report: CountReport) -> dict[str, Any]:
-        """The report as the policy lets it out: allowed categories only, small counts applied."""
+        """The report as the policy lets it out: allowed categories only, small counts applied,
+        and under a suppressing policy every cell a small group could be derived from hidden."""
         rule = self._policy.small_counts
         allowed = [c for c in Category if c in self._policy.allowed_categories]
-        lines = {
-            name: {d: {c.value: rule.apply(per[c]) for c in allowed} for d, per in counts.items()}
-            for name, counts in report.lines.items()
-        }
+        cells = cells_of(report.lines)
+        counts = [
+            report.lines[line][d][Category(category)] if Category(category) in allowed else 0
+            for line, d, category in cells
+        ]
+        hidden = hidden_cells(counts, report.overlap, rule.k) if rule.rule == "suppress" else set()
+        lines: dict[str, dict[str, dict[str, int]]] = {}
+        for i, (line, d, category) in enumerate(cells):
+            if Category(category) in allowed:
+                shown = 0 if i in hidden else counts[i]
+                lines.setdefault(line, {}).setdefault(d, {})[category] = shown
         zones: dict[str, dict[str, dict[str, float | int]]] = {}
         for name, occupancy in report.zones.items():
             zones[name] = {}
@@ -266,6 +315,16 @@ class EgressGate:
             raise PolicyViolation(
                 [f"policy.validity: policy '{self._policy.name}' is not in force on {today}"]
             )
+        if report.observed_s < self._min_observed_s:  # never published alone: see disclosure
+            self.withheld += 1
+            self._audit.append(
+                "window_withheld",
+                camera=report.camera_id,
+                window_start=iso(report.start),
+                observed_s=round(report.observed_s, 3),
+                reason=f"watched less than the policy's {self._policy.min_window_seconds} s",
+            )
+            return None
         return self.admit(self.payload(report))
 
     def admit(self, payload: Any) -> PublishedReport | None:
@@ -290,8 +349,10 @@ class EgressGate:
             return "policy_sha256 is not the policy in force"
         if (report.window_start, report.window_end) != (iso(report.start), iso(report.end)):
             return "window_start/window_end do not match start/end"
-        if report.end - report.start < policy.min_window_seconds:
-            return f"window shorter than {policy.min_window_seconds} s"
+        if report.end - report.start not in policy.windows:
+            return f"a window of {report.end - report.start:g} s, not one of {policy.windows} s"
+        if report.observed_s < self._min_observed_s:
+            return f"watched {report.observed_s:g} s, less than {policy.min_window_seconds} s"
         allowed = {c.value for c in policy.allowed_categories}
         counts = [
             (category, n)

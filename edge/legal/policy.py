@@ -1,9 +1,14 @@
 """Policies: what a deployment may count and publish, as data a DPO can read and hash.
 
-A policy is a YAML file in ``policies/`` validated by ``Policy`` (unknown keys are errors). Its
-sha256 is taken over a canonical JSON form, so reformatting the YAML or reordering keys does not
-change it while any change of meaning does. The sha256 travels in every published report and
-in the audit log, so anyone can tell which policy produced a figure.
+A policy is a YAML file validated by ``Policy`` (unknown keys are errors). Its sha256 is taken
+over a canonical JSON form, so reformatting the YAML or reordering keys does not change it while
+any change of meaning does. The sha256 travels in every published report and in the audit log,
+so anyone can tell which policy produced a figure; the configuration pins it.
+
+A policy may be stricter than the shipped ones, never weaker: ``FLOOR`` is built into the code
+(the declaration the default policy requires, the longest validity, retention caps, the window
+chain and its minimum, the smallest group a zone figure may show, the geometry limits) and a
+policy below it does not load. An operator controls the policy file; they do not control this.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -33,6 +39,30 @@ DeclarationField = Literal[
     "camera_location",
 ]
 DEFAULT_POLICY = Path("policies/cnil-statistics.yaml")
+# Window lengths, each a multiple of the ones before it that divide it: two deployments (or
+# two runs) with different windows never difference to less than the shorter window.
+WINDOW_CHAIN = (60, 120, 300, 600, 900, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What no policy can weaken. Lengths and areas are fractions of the frame's diagonal and
+    area, so they mean the same at every resolution."""
+
+    declaration: tuple[DeclarationField, ...] = get_args(DeclarationField)
+    max_validity_days: int = 3 * 366  # a DPO reviews the policy at least every three years
+    max_spool_days: int = 30  # unsent reports are not a second archive
+    min_audit_days: int = 365  # a DPO can look back a year
+    min_window_seconds: int = WINDOW_CHAIN[0]
+    zone_min_objects: int = 3  # a zone figure never shows one or two objects
+    min_line_length: float = 0.05
+    min_zone_area: float = 0.01
+    min_separation: float = 0.01  # between lines and zones: no near-coincident pairs
+    max_lines: int = 16  # per camera: enough for a junction, too few to draw paths
+    max_zones: int = 8
+
+
+FLOOR = Floor()
 
 
 class SmallCounts(BaseModel):
@@ -49,6 +79,40 @@ class SmallCounts(BaseModel):
 
     def allows(self, count: int) -> bool:
         return self.apply(count) == count
+
+
+class Disclosure(BaseModel):
+    """What published figures may reveal, beyond small counts; defaults are the floor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_min_objects: int = Field(
+        default=FLOOR.zone_min_objects,
+        description="A zone sample with fewer objects of a category than this counts as 0.",
+    )
+    min_line_length: float = Field(default=FLOOR.min_line_length, gt=0, le=1)
+    min_zone_area: float = Field(default=FLOOR.min_zone_area, gt=0, le=1)
+    min_separation: float = Field(default=FLOOR.min_separation, gt=0, le=1)
+    max_lines: int = Field(default=FLOOR.max_lines, ge=0)
+    max_zones: int = Field(default=FLOOR.max_zones, ge=0)
+
+    def below_floor(self) -> list[str]:
+        f = FLOOR
+        return [
+            problem
+            for problem, weaker in (
+                (f"zone_min_objects below {f.zone_min_objects}",
+                 self.zone_min_objects < f.zone_min_objects),
+                (f"min_line_length below {f.min_line_length}",
+                 self.min_line_length < f.min_line_length),
+                (f"min_zone_area below {f.min_zone_area}", self.min_zone_area < f.min_zone_area),
+                (f"min_separation below {f.min_separation}",
+                 self.min_separation < f.min_separation),
+                (f"max_lines above {f.max_lines}", self.max_lines > f.max_lines),
+                (f"max_zones above {f.max_zones}", self.max_zones > f.max_zones),
+            )
+            if weaker
+        ]  # fmt: skip
 
 
 class Retention(BaseModel):
@@ -69,6 +133,7 @@ class Policy(BaseModel):
     allowed_outputs: list[Output] = Field(min_length=1)
     min_window_seconds: int = Field(ge=60, le=86400)
     small_counts: SmallCounts = Field(default_factory=SmallCounts)
+    disclosure: Disclosure = Field(default_factory=Disclosure)
     retention: Retention
     valid_from: dt.date
     valid_until: dt.date
@@ -83,12 +148,45 @@ class Policy(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _at_least_the_floor(self) -> Policy:
+        f = FLOOR
+        span = (self.valid_until - self.valid_from).days
+        missing = [d for d in f.declaration if d not in self.required_declaration]
+        problems = [f"disclosure.{p}" for p in self.disclosure.below_floor()] + [
+            problem
+            for problem, weaker in (
+                (f"required_declaration lacks {missing}", bool(missing)),
+                (f"valid for {span} days, more than {f.max_validity_days}",
+                 span > f.max_validity_days),
+                (f"min_window_seconds {self.min_window_seconds} is not one of {WINDOW_CHAIN}",
+                 self.min_window_seconds not in WINDOW_CHAIN),
+                (f"retention.spool_days above {f.max_spool_days}",
+                 self.retention.spool_days > f.max_spool_days),
+                (f"retention.audit_days below {f.min_audit_days}",
+                 self.retention.audit_days < f.min_audit_days),
+            )
+            if weaker
+        ]  # fmt: skip
+        if problems:
+            raise ValueError("weaker than the floor built into the code: " + "; ".join(problems))
+        return self
+
     @property
-    def sha256(self) -> str:
-        canonical = json.dumps(
+    def windows(self) -> tuple[int, ...]:
+        """The window lengths this policy allows: the chain's multiples of its minimum."""
+        return tuple(w for w in WINDOW_CHAIN if w % self.min_window_seconds == 0)
+
+    @property
+    def canonical(self) -> str:
+        """The policy's meaning as one JSON text: what its sha256 is taken over."""
+        return json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical.encode("utf-8")).hexdigest()
 
     def valid_on(self, day: dt.date) -> bool:
         return self.valid_from <= day <= self.valid_until

@@ -7,6 +7,8 @@ Topics (``P`` = ``mqtt.topic_prefix``, ``S`` = ``mqtt.site``)::
     P/S/status            "online" / "offline", retained; "offline" is also the last will
     P/S/stats             StatsMessage every ``stats_interval_s``, QoS 0
     P/S/notice            NoticeMessage (public information notice, policy sha256), retained
+    P/S/audit             AuditHeadMessage (the audit log's head, an anchor off the box),
+                          retained, QoS 1; the latest is republished at every connect and stop
 
 The connection is "up" only when the CONNACK reason code says success (a refused password is
 an error in the log, not a connection). paho reconnects on its own with capped exponential
@@ -31,7 +33,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.config import CameraConfig, MqttConfig
 from edge.errors import PublishError
 from edge.publish.spool import Spool
-from edge.schema import DIRECTIONS, NoticeMessage, PublishedReport, StatsMessage, Status, Topics
+from edge.schema import (
+    DIRECTIONS,
+    AuditHeadMessage,
+    NoticeMessage,
+    PublishedReport,
+    StatsMessage,
+    Status,
+    Topics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +104,7 @@ class MqttPublisher:
         # are handed to paho, so a change and a connect's republication cannot cross.
         self._lock = threading.Lock()
         self._status: dict[str, Status] = dict.fromkeys(self.cameras, "offline")
+        self._audit_head: AuditHeadMessage | None = None  # the latest, for every (re)connect
         self._session = 0  # successful connects so far
         # (message, spool row, session it was sent in); drain thread only
         self._in_flight: list[tuple[paho.MQTTMessageInfo, int, int]] = []
@@ -159,6 +170,8 @@ class MqttPublisher:
                     for c in self._status
                 ]
                 infos.append(self._publish(self.topics.status, b"offline", 1, True))
+                if self._audit_head is not None:  # the stop entry's head, waited for
+                    infos.append(self._publish_audit_head(self._audit_head))
         for info in infos:
             if info is not None:
                 info.wait_for_publish(timeout)
@@ -181,6 +194,18 @@ class MqttPublisher:
         """Health figures, best effort (QoS 0): the next ones replace them anyway."""
         if self.connected:
             self._publish(self.topics.stats, _json(stats), 0, False)
+
+    def publish_audit_head(self, head: AuditHeadMessage) -> None:
+        """Record the audit log's head and publish it now if connected (retained, QoS 1): an
+        anchor kept off the box, so a log cut or re-chained later fails verification. A head
+        recorded while disconnected goes out at the next connect, and the last one at stop."""
+        with self._lock:
+            self._audit_head = head
+            if self.connected:
+                self._publish_audit_head(head)
+
+    def _publish_audit_head(self, head: AuditHeadMessage) -> paho.MQTTMessageInfo | None:
+        return self._publish(self.topics.audit, _json(head), 1, True)
 
     def set_camera_status(self, camera: str, status: Status) -> None:
         """Record ``status`` (reader threads call this); publish it now if connected, else the
@@ -238,6 +263,8 @@ class MqttPublisher:
             for camera, status in self._status.items():
                 self._publish(self.topics.camera_status(camera), status.encode(), 1, True)
             self._publish(self.topics.notice, _json(self.notice), 1, True)
+            if self._audit_head is not None:
+                self._publish_audit_head(self._audit_head)
             for topic, config in self.discovery:
                 self._publish(topic, config.encode(), 1, True)
         self._wake.set()

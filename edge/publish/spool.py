@@ -5,13 +5,20 @@ it is published, and deleted only when the broker acknowledges it (PUBACK for Qo
 outage or a restart, what is left is sent again in window order. Delivery is therefore
 at-least-once; a report sent twice carries the same report id, so consumers de-duplicate.
 
+A row is keyed by topic, report id and the payload's sha256: the same report put twice is one
+row, but two different reports that share an id (one window reported twice) are both kept,
+never one silently lost (``edge.publish.state.ReportLedger`` keeps the second from being made).
+A spool written before the digest was part of the key is migrated when opened.
+
 The spool is bounded: past ``max_reports`` the oldest are dropped, and reports older than
 ``max_age_s`` expire (the policy's spool retention); each drop is written to the audit log.
+A report that cannot be written is audited (``spool_write_failed``) before the error is raised.
 Payloads are already-gated ``PublishedReport`` JSON: nothing personal is ever stored here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -30,10 +37,31 @@ CREATE TABLE IF NOT EXISTS spool (
     report_id TEXT NOT NULL,
     window_start REAL NOT NULL,
     spooled_at REAL NOT NULL,
-    UNIQUE (topic, report_id)
+    payload_sha256 TEXT NOT NULL,
+    UNIQUE (topic, report_id, payload_sha256)
 );
 CREATE INDEX IF NOT EXISTS spool_order ON spool (window_start, row);
 """
+# A spool from before the payload digest was part of the key: same rows, digest computed.
+_MIGRATE = (
+    """
+BEGIN IMMEDIATE;
+ALTER TABLE spool RENAME TO spool_old;
+DROP INDEX IF EXISTS spool_order;
+"""
+    + _SCHEMA
+    + """
+INSERT INTO spool (row, topic, payload, report_id, window_start, spooled_at, payload_sha256)
+    SELECT row, topic, payload, report_id, window_start, spooled_at, sha256(payload)
+    FROM spool_old;
+DROP TABLE spool_old;
+COMMIT;
+"""
+)
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,18 +95,30 @@ class Spool:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.create_function("sha256", 1, _sha256, deterministic=True)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(spool)").fetchall()}
+            self._db.executescript(
+                _MIGRATE if columns and "payload_sha256" not in columns else _SCHEMA
+            )
         except (OSError, sqlite3.Error) as err:
             raise PublishError(f"{path}: cannot open the spool ({err})") from err
 
     def put(self, topic: str, payload: bytes, report_id: str, window_start: float) -> bool:
-        """Store one report; False when this report was already spooled (same id and topic)."""
+        """Store one report; False when this very report was already spooled (same topic, id
+        and payload). A failed write is audited, then raised as ``PublishError``."""
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO spool (topic, payload, report_id, window_start, spooled_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (topic, payload, report_id, window_start, self._clock()),
-            )
+            try:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO spool (topic, payload, report_id, window_start,"
+                    " spooled_at, payload_sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                    (topic, payload, report_id, window_start, self._clock(), _sha256(payload)),
+                )
+            except sqlite3.Error as err:
+                if self._audit is not None:
+                    self._audit.append(
+                        "spool_write_failed", dropped=1, report_ids=[report_id], reason=str(err)
+                    )
+                raise PublishError(f"{self.path}: report {report_id} not spooled ({err})") from err
             added = cursor.rowcount == 1
             overflow = self._count() - self.max_reports
             if overflow > 0:

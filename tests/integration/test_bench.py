@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,7 +13,7 @@ import pytest
 from edge.bench import Measurement, ground_truth, ratios
 from edge.config import CameraConfig
 from tests.conftest import REPO, shared_file
-from tests.integration.test_cli import assert_one_line_error, edge
+from tests.support.cli import assert_one_line_error, edge
 
 BENCH = REPO / "benchmarks" / "bench.yaml"
 RATIOS = {
@@ -62,6 +64,10 @@ def test_bench_on_the_shared_clips_writes_table_json_and_plots(tmp_path: Path) -
     assert tud["ground_truth"] == {"in": {"pedestrian": 3}, "out": {"pedestrian": 1}}  # 40 frames
     assert tud["ratios"]["count_error_edge"] is not None
     assert doc["runs"][1]["ground_truth"] is None
+    plotted = subprocess.run(
+        [sys.executable, "-m", "benchmarks.plot_bench", str(out)], cwd=REPO, capture_output=True
+    )
+    assert plotted.returncode == 0, plotted.stderr
     for name in ("stages.png", "fps.png", "rss.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.shape[0] > 200 and image.shape[1] > 400, name

@@ -12,21 +12,7 @@ import pytest
 
 from tests.conftest import EXAMPLE, REPO
 from tests.integration.test_detector import tiny_model
-
-
-def edge(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
+from tests.support.cli import assert_one_line_error, edge
 
 
 def test_import_edge_pulls_no_torch_no_ultralytics_no_gui() -> None:

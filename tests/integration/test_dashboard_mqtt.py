@@ -22,7 +22,7 @@ from edge.dashboard.store import Store, migrate, open_engine
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.spool import Spool
 from edge.schema import PublishedReport
-from tests.conftest import EXAMPLE, REPO, wait_until
+from tests.conftest import EXAMPLE, REPO, edge_argv, wait_until
 from tests.integration.test_dashboard import MONDAY, PARIS
 from tests.integration.test_mqtt import NOTICE
 from tests.support.broker import Broker, new_client
@@ -156,7 +156,7 @@ def get_json(port: int, path: str) -> Any:
 
 @pytest.mark.slow
 def test_edge_run_on_a_clip_feeds_the_dashboard_through_mosquitto(
-    broker: Broker, tmp_path: Path, tud_clip: Path
+    broker: Broker, tmp_path: Path, tud_clip: Path, audit_in_tmp: Path
 ) -> None:
     port = free_port()
     dashboard_config = tmp_path / "dashboard.yaml"
@@ -180,12 +180,11 @@ def test_edge_run_on_a_clip_feeds_the_dashboard_through_mosquitto(
         data["mqtt"] = {"enabled": True, "host": broker.host, "port": broker.port, "site": SITE}
         data["spool"] = {"path": str(tmp_path / "spool.sqlite")}
         data["sinks"] = {"jsonl": str(tmp_path / "reports.jsonl")}
-        data["audit"] = {"path": str(tmp_path / "audit.jsonl")}
         data["cameras"][0]["source"] = str(tud_clip)
         edge_config = tmp_path / "edge.yaml"
         edge_config.write_text(yaml.safe_dump(data))
         run = subprocess.run(
-            [sys.executable, "-m", "edge", "run", "-c", str(edge_config)],
+            edge_argv("run", "-c", str(edge_config)),
             cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
@@ -208,6 +207,21 @@ def test_edge_run_on_a_clip_feeds_the_dashboard_through_mosquitto(
         assert wait_until(lambda: get_json(port, "/api/sites")[0]["cameras"][0]["online"] is False)
         notice = get_json(port, f"/api/sites/{SITE}/notice")
         assert notice["notice_url"] == data["deployment"]["notice_url"]
+        # The audit log's head at stop is kept off the box, and the box's log holds it.
+        lines = audit_in_tmp.read_text().splitlines()
+        stop = json.loads(lines[-1])
+        assert stop["event"] == "stop"
+        assert wait_until(
+            lambda: get_json(port, f"/api/audit-heads?site={SITE}")[0]["head"] == stop["hash"]
+        )
+        (latest, *_) = get_json(port, f"/api/audit-heads?site={SITE}")
+        assert latest["entries"] == len(lines)
+        verify = subprocess.run(
+            edge_argv("audit", "verify", str(audit_in_tmp), "--expect-head", latest["head"],
+                      "--expect-entries", str(latest["entries"])),
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert verify.returncode == 0, verify.stderr
     finally:
         dashboard.terminate()
         dashboard.wait(10)

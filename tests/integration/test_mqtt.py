@@ -29,7 +29,7 @@ from edge.legal.policy import DEFAULT_POLICY, load_policy
 from edge.publish.mqtt import MqttPublisher
 from edge.publish.spool import Spool
 from edge.schema import NoticeMessage, PublishedReport
-from tests.conftest import EXAMPLE, REPO, wait_until
+from tests.conftest import EXAMPLE, REPO, edge_argv, wait_until
 from tests.support.broker import Broker, Received, subscribe
 
 POLICY = load_policy(REPO / DEFAULT_POLICY)
@@ -59,13 +59,16 @@ def mqtt_config(broker: Broker, **changes: Any) -> MqttConfig:
 
 
 def windows(first: int, count: int) -> list[CountReport]:
-    """One report per 60 s window from ``first``, each with ``index + 1`` vehicles in."""
+    """One report per 60 s window from ``first``, each with ``index + 1`` vehicles in, each
+    window watched throughout (a frame every 2 s), as the egress gate wants of live windows."""
     agg = WindowAggregator("cam", ["door"], [], seconds=60)
     reports = []
     for k in range(first, first + count + 1):
-        t = 1_700_000_000 + 60.0 * k
+        t = 1_700_000_040 + 60.0 * k  # on the minute
         events = [CountEvent("door", "in", Category.VEHICLE, t)] * (k + 1)
         reports += agg.add(t, events, {})
+        for step in range(2, 60, 2):
+            reports += agg.add(t + step, [], {})
     return reports
 
 
@@ -419,7 +422,7 @@ def test_edge_run_on_a_clip_publishes_counts_status_notice_and_stats(
     subscriber = subscribe(broker, ["edge/campus/#", "homeassistant/#"])
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "edge", "run", "-c", str(config)],
+            edge_argv("run", "-c", str(config)),
             cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -493,7 +496,7 @@ def test_edge_run_stops_cleanly_on_sigterm(broker: Broker, tmp_path: Path) -> No
     subscriber = subscribe(broker, ["edge/s/#"])
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "-c", str(config)],
+            edge_argv("run", "-c", str(config)),
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert subscriber.wait_for(lambda m: any(x.topic == "edge/s/status" for x in m), 60)

@@ -11,8 +11,8 @@ import pytest
 from edge.analytics.evaluation import read_mot_gt, true_crossings
 from edge.app import build_detector, count
 from edge.config import CameraConfig, LineConfig, load_settings
-from tests.conftest import EXAMPLE, shared_file
-from tests.integration.test_cli import assert_one_line_error, edge
+from tests.conftest import EXAMPLE, edge_argv, shared_file
+from tests.support.cli import assert_one_line_error, edge
 
 CENTRE = "centre=320,0,320,480"
 
@@ -29,7 +29,7 @@ def all_keys(doc: Any) -> set[str]:
 def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Path) -> None:
     result = edge(
         "count", str(tud_clip), "-c", str(EXAMPLE), "--model", str(yolo11n),
-        "--zone", "left=0,0,320,0,320,480,0,480", "--json",
+        "--zone", "left=0,20,300,20,300,460,0,460", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -50,8 +50,8 @@ def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Pa
     assert (
         sum(w["lines"]["centre"]["in"]["pedestrian"] for w in windows) == centre["in"]["pedestrian"]
     )
-    left = doc["zones"]["left"]["pedestrian"]
-    assert 1 <= left["mean"] <= left["max"] <= 8
+    left = doc["zones"]["left"]["pedestrian"]  # samples of fewer than 3 people count as 0
+    assert 0 < left["mean"] <= left["max"] <= 8 and left["max"] >= 3
     # Nothing that identifies or locates anyone leaves the pipeline.
     forbidden = {
         "id",
@@ -68,7 +68,7 @@ def test_tud_campus_centre_line_matches_ground_truth(tud_clip: Path, yolo11n: Pa
 
 
 @pytest.mark.slow
-def test_low_detector_rate_still_counts(tud_clip: Path) -> None:
+def test_low_detector_rate_still_counts(tud_clip: Path, audit_in_tmp: Path) -> None:
     """At 5 fps a walker moves 5x further between frames; crossings must still register."""
     settings = load_settings(EXAMPLE, model_dir=str(shared_file("models")))
     camera = CameraConfig(
@@ -78,7 +78,8 @@ def test_low_detector_rate_still_counts(tud_clip: Path) -> None:
         target_fps=5,
         lines=[LineConfig(name="x400", start=(400, 0), end=(400, 480))],  # 4 in, 0 out
     )
-    result = count(settings, camera, detector=build_detector(settings), progress=False)
+    detector = build_detector(settings)
+    result = count(settings, camera, audit_log=audit_in_tmp, detector=detector, progress=False)
     assert result.frames == 15
     line = result.line_totals()["x400"]
     assert 2 <= line["in"]["pedestrian"] <= 4
@@ -95,9 +96,11 @@ def test_bad_line_flag_is_one_line(tud_clip: Path) -> None:
 def test_line_outside_the_frame_is_refused_once_the_size_is_known(
     tud_clip: Path, yolo11n: Path
 ) -> None:
-    flags = ["-c", str(EXAMPLE), "--model", str(yolo11n), "--line", "far=0,0,700,10"]
+    flags = ["-c", str(EXAMPLE), "--model", str(yolo11n), "--line", "far=400,100,700,110"]
     result = edge("count", str(tud_clip), *flags)
-    assert_one_line_error(result, "camera.lines[1].end: (700.0, 10.0) is outside the 640x480 frame")
+    assert_one_line_error(
+        result, "camera.lines[1].end: (700.0, 110.0) is outside the 640x480 frame"
+    )
 
 
 def test_degenerate_line_and_bow_tie_zone_are_refused(tud_clip: Path) -> None:
@@ -119,7 +122,7 @@ def test_bad_window(tud_clip: Path) -> None:
 def test_window_below_the_policy_minimum_is_refused(tud_clip: Path) -> None:
     result = edge("count", str(tud_clip), "-c", str(EXAMPLE), "--window", "10")
     assert result.returncode == 3
-    assert "window.seconds: 10 s windows, the policy's minimum is 60 s" in result.stderr
+    assert "window.seconds: 10 s windows; the policy allows [60, 120, 300" in result.stderr
 
 
 @pytest.mark.slow
@@ -127,7 +130,6 @@ def test_interrupt_keeps_what_was_counted(yolo11n: Path) -> None:
     """SIGINT or SIGTERM mid-clip: the figures so far are printed, the window closed partial."""
     import signal
     import subprocess
-    import sys
     import time
 
     from tests.conftest import REPO
@@ -135,8 +137,8 @@ def test_interrupt_keeps_what_was_counted(yolo11n: Path) -> None:
     clip = shared_file("clips/degirum_traffic2_intersection_960x540.mp4")
     for sig in (signal.SIGINT, signal.SIGTERM):
         process = subprocess.Popen(
-            [sys.executable, "-m", "edge", "count", str(clip), "-c", str(EXAMPLE),
-             "--model", str(yolo11n), "--line", "across=0,200,960,200", "--json"],
+            edge_argv("count", str(clip), "-c", str(EXAMPLE),
+                      "--model", str(yolo11n), "--line", "across=400,200,960,200", "--json"),
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(6)  # model loaded, some frames done, far from the 362 of the clip (~12 s)

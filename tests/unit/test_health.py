@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from edge.health import Heartbeat, HeartbeatWriter, check_health, read_heartbeat, write_heartbeat
-from tests.conftest import EXAMPLE, REPO, wait_until
-from tests.integration.test_cli import edge
+from tests.conftest import EXAMPLE, REPO, edge_argv, wait_until
+from tests.support.cli import edge
 
 BEAT = Heartbeat(
     time=0.0, pid=os.getpid(), cameras=2, cameras_online=1, frames_processed=10, spool_depth=None
@@ -151,7 +151,7 @@ def test_edge_run_writes_a_heartbeat_that_edge_health_finds_healthy(
     config.write_text(yaml.safe_dump(data))
     path = tmp_path / "var" / "health.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "-c", str(config)],
+        edge_argv("run", "-c", str(config)),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "EDGE_HEALTH_FILE": str(path)},
     )  # fmt: skip

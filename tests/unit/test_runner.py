@@ -109,7 +109,7 @@ def make_runner(tmp_path: Path, feed: SyntheticFeed, detector: WalkersDetector) 
             "id": "synthetic",
             "source": "synthetic.mp4",
             "lines": [{"name": "centre", "start": [320, 0], "end": [320, 480]}],
-            "zones": [{"name": "left", "points": [[0, 0], [320, 0], [320, 480], [0, 480]]}],
+            "zones": [{"name": "left", "points": [[0, 0], [200, 0], [200, 480], [0, 480]]}],
         }
     )
     audit = AuditLog(tmp_path / "audit.jsonl")
@@ -135,7 +135,9 @@ def test_state_stays_bounded_over_a_few_hundred_thousand_frames(tmp_path: Path) 
     runner.on_frame = probe
     (result,) = runner.run()
     assert result.frames == frames
-    assert result.reports_published == frames / FPS // 60 + 1  # every window, last one partial
+    # Every full window published; the last, partial one (20 s observed) is withheld or not.
+    assert result.reports_published >= frames / FPS // 60
+    assert result.reports_published + result.reports_dropped == frames / FPS // 60 + 1
     assert sizes[200_000] <= sizes[20_000] * 1.05, sizes
     assert result.skipped > frames / 2  # both paths, detected and unchanged, taken many times
     # Thousands of walkers went by: each one's state was forgotten with its track.

@@ -43,11 +43,11 @@ def test_the_box_counts_under_the_names_the_schema_publishes() -> None:
 
 def test_topics_and_parse_topic_agree() -> None:
     topics = Topics("city/edge", "north-gate")
-    assert parse_topic(topics.counts("cam.1"), "city/edge") == ("north-gate", "cam.1", "counts")
-    assert parse_topic(topics.camera_status("cam.1"), "city/edge") == ParsedTopic(
-        "north-gate", "cam.1", "status"
+    assert parse_topic(topics.counts("cam-1"), "city/edge") == ("north-gate", "cam-1", "counts")
+    assert parse_topic(topics.camera_status("cam-1"), "city/edge") == ParsedTopic(
+        "north-gate", "cam-1", "status"
     )
-    for kind in ("status", "stats", "notice"):
+    for kind in ("status", "stats", "notice", "audit"):
         assert parse_topic(getattr(topics, kind), "city/edge") == ("north-gate", None, kind)
 
 
@@ -58,6 +58,7 @@ def test_subscription_filters_cover_every_topic_of_a_site() -> None:
         "edge/+/status",
         "edge/+/stats",
         "edge/+/notice",
+        "edge/+/audit",
     )
 
 
@@ -81,8 +82,9 @@ def test_parse_topic_refuses_what_no_box_publishes(topic: str, reason: str) -> N
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("cam-1", True), ("a.b_c", True), ("x" * 64, True), ("x" * 65, False), ("-a", False),
-     ("a b", False), ("a\n", False), ("", False)],
+    [("cam-1", True), ("a_b-c", True), ("x" * 32, True), ("x" * 33, False), ("-a", False),
+     ("a b", False), ("a\n", False), ("", False), ("a.b", False), ("Cam1", False),
+     ("caf\u00e9", False)],
 )  # fmt: skip
 def test_name_pattern(name: str, ok: bool) -> None:
     assert bool(NAME_RE.fullmatch(name)) is ok

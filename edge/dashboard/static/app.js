@@ -213,6 +213,19 @@ async function drawNotice() {
   }
 }
 
+async function drawAuditHeads() {
+  const site = $("site").value;
+  try {
+    const params = new URLSearchParams({ limit: "10" });
+    if (site) params.set("site", site);
+    const heads = await api("/api/audit-heads", params);
+    fillTable($("audit-heads"), ["site", "published (UTC)", "entries", "head (sha256)"],
+      heads.map((h) => [h.site, h.time, h.entries, h.head]));
+  } catch (_) {
+    $("audit-heads").replaceChildren();
+  }
+}
+
 async function refresh() {
   const mine = ++generation;
   const params = selection();
@@ -269,11 +282,12 @@ async function start() {
   for (const key of ["site", "bucket"]) if (query.get(key)) $(key).value = query.get(key);
   fillCameras();
   for (const key of ["camera", "line"]) if (query.get(key)) { $(key).value = query.get(key); if (key === "camera") fillLines(); }
-  $("site").addEventListener("change", () => { fillCameras(); drawNotice(); refresh(); });
+  $("site").addEventListener("change", () => { fillCameras(); drawNotice(); drawAuditHeads(); refresh(); });
   $("camera").addEventListener("change", () => { fillLines(); refresh(); });
   for (const id of ["line", "from", "to", "bucket"]) $(id).addEventListener("change", refresh);
   for (const input of document.querySelectorAll("fieldset input")) input.addEventListener("change", refresh);
   drawNotice();
+  drawAuditHeads();
   refresh();
 }
 

@@ -27,8 +27,8 @@ from edge.legal.gate import EgressGate, model_decisions, startup_gate
 from edge.legal.policy import DEFAULT_POLICY, Policy, load_policy
 from edge.publish.sinks import CollectSink
 from tests.conftest import EXAMPLE, REPO, shared_file
-from tests.integration.test_cli import edge
 from tests.integration.test_detector import tiny_model
+from tests.support.cli import edge
 
 TODAY = dt.date(2026, 11, 22)
 POLICY = load_policy(REPO / DEFAULT_POLICY)
@@ -53,8 +53,8 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
 def gate_for(data: dict[str, Any], today: dt.date = TODAY, policy: Policy = POLICY) -> list[str]:
     """The refusals of the start-up gate for a configuration dict, as 'rule: detail' lines."""
     settings = load_settings(None, **data)
-    model = ModelInfo(Path("m.onnx"), COCO, (640, 640), 1, 8400, "detect", {})
-    result = startup_gate(settings, policy, settings.cameras, model, today)
+    # No model: its decisions (allow-list, task, classes) are tested on their own below.
+    result = startup_gate(settings, policy, settings.cameras, None, today)
     return [f"{d.rule}: {d.detail}" for d in result.refusals]
 
 
@@ -131,13 +131,26 @@ def test_cli_refusal_exits_3_with_the_legal_reason_and_is_audited(
 DECLARED = example()["deployment"]
 
 
-@pytest.mark.parametrize("field", sorted(set(DECLARED) - {"notice_url"}))  # notice: below
+@pytest.mark.parametrize("field", sorted(set(DECLARED) - {"notice_url", "recipients"}))
 def test_missing_declaration_field_is_refused(field: str) -> None:
     deployment = {k: v for k, v in DECLARED.items() if k != field}
     assert gate_for(example(deployment=deployment)) == [
         f"declaration.{field}: missing: the policy requires deployment.{field} "
         "(GDPR art. 13 and 30)"
     ]
+
+
+@pytest.mark.parametrize("field", ["broker_operator", "dashboard", "open_data_portal", None])
+def test_undeclared_recipients_are_refused(field: str | None) -> None:
+    recipients = {k: v for k, v in DECLARED["recipients"].items() if k != field}
+    deployment = (
+        {**DECLARED, "recipients": recipients}
+        if field
+        else {k: v for k, v in DECLARED.items() if k != "recipients"}
+    )
+    (refusal,) = gate_for(example(deployment=deployment))
+    assert refusal.startswith("declaration.recipients: missing: deployment.recipients.")
+    assert (field or "broker_operator") in refusal
 
 
 def test_missing_notice_is_refused_per_camera() -> None:
@@ -179,15 +192,6 @@ def test_the_example_passes() -> None:
 # -- windows, validity dates, outputs ------------------------------------------------------------
 
 
-def test_window_shorter_than_the_policy_minimum_is_refused() -> None:
-    (refusal,) = gate_for(example(window={"seconds": 30}))
-    assert refusal.startswith("window.seconds: 30 s windows, the policy's minimum is 60 s")
-    assert gate_for(example(window={"seconds": 120}), policy=STRICT) == [
-        "window.seconds: 120 s windows, the policy's minimum is 300 s (shorter windows come "
-        "closer to following individuals)"
-    ]
-
-
 @pytest.mark.parametrize("today", [dt.date(2025, 12, 31), dt.date(2029, 1, 1)])
 def test_policy_outside_its_dates_is_refused(today: dt.date) -> None:
     (refusal,) = gate_for(example(), today=today)
@@ -200,6 +204,7 @@ def test_an_output_the_policy_does_not_allow_is_refused() -> None:
     lines_only = POLICY.model_copy(update={"allowed_outputs": ["line_counts"]})
     data = example()
     data["cameras"][0]["zones"] = [{"name": "z", "points": [[0, 0], [10, 0], [10, 10]]}]
+    data["policy"]["sha256"] = lines_only.sha256
     (refusal,) = gate_for(data, policy=lines_only)
     assert refusal.startswith("camera[tud-campus].zone_occupancy: 1 configured")
 
@@ -244,10 +249,14 @@ def test_policy_check_refuses_a_plate_model_file(tmp_path: Path) -> None:
         {i: names.get(i, f"c{i}") for i in range(13)})})  # fmt: skip
     env = {**os.environ, "EDGE_DETECTOR__MODEL": str(model)}
     import subprocess
-    import sys
 
+    from tests.conftest import edge_argv
+
+    # Approved for this site: the refusal left is the class name, not the allow-list.
+    approve = edge("models", "approve", str(model), "--reason", "gate test", "--by", "dpo")
+    assert approve.returncode == 0, approve.stderr
     result = subprocess.run(
-        [sys.executable, "-m", "edge", "policy", "check", "-c", str(EXAMPLE)],
+        edge_argv("policy", "check", "-c", str(EXAMPLE)),
         cwd=REPO, capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert result.returncode == 3
@@ -302,7 +311,9 @@ def test_policy_show_prints_the_sha() -> None:
 def make_gate(tmp_path: Path, policy: Policy = POLICY) -> tuple[EgressGate, CollectSink, AuditLog]:
     audit = AuditLog(tmp_path / "egress.jsonl")
     sink = CollectSink()
-    return EgressGate(policy, audit, [sink], "https://example.org/n"), sink, audit
+    # Recorded: these reports are one frame long; the observed-time rule is test_disclosure's.
+    gate = EgressGate(policy, audit, [sink], "https://example.org/n", recorded=True)
+    return gate, sink, audit
 
 
 def one_report(counts: dict[Category, int], zone_max: int = 0, seconds: int = 60) -> Any:
@@ -406,7 +417,7 @@ def test_policy_running_out_stops_publishing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
 def test_notice_names_controller_purpose_rights_and_what_is_never_done(fmt: str) -> None:
-    result = edge("notice", "-c", str(EXAMPLE), "--format", fmt)
+    result = edge("notice", "-c", str(EXAMPLE), "--format", fmt, "--lang", "en")
     assert result.returncode == 0
     text = result.stdout
     for fact in ("Example city council", "dpo@example.org", "statistics", "recognise faces",
@@ -430,7 +441,8 @@ def audit_file(tmp_path: Path) -> Path:
 
 def test_audit_verify_ok(audit_file: Path) -> None:
     result = edge("audit", "verify", str(audit_file))
-    assert (result.returncode, result.stdout.strip()) == (0, "ok: 5 entries, chain intact")
+    assert result.returncode == 0
+    assert result.stdout.startswith("ok: 5 entries, chain intact")
 
 
 @pytest.mark.parametrize(

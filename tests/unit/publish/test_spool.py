@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from edge.errors import PublishError
 from edge.legal.audit import AuditLog
 from edge.publish.spool import Spool
 
@@ -28,6 +33,49 @@ def test_the_same_report_is_spooled_once(tmp_path: Path) -> None:
     assert spool.put("t", b"{}", "abc", 0.0)
     assert not spool.put("t", b"{}", "abc", 0.0)
     assert spool.depth == 1
+
+
+@pytest.mark.parametrize("copies", [2, 3])
+def test_distinct_reports_with_one_id_are_all_kept(tmp_path: Path, copies: int) -> None:
+    """Regression (issue 15, item 10): two runs in one window wrote two reports under one id;
+    ``INSERT OR IGNORE`` on topic + id kept one and nothing said so."""
+    spool = Spool(tmp_path / "s.sqlite")
+    for n in range(copies):
+        assert spool.put("t", f'{{"n": {n}}}'.encode(), "same-id", 60.0)
+        assert not spool.put("t", f'{{"n": {n}}}'.encode(), "same-id", 60.0)  # idempotent
+    assert sorted(r.payload for r in spool.pending()) == [
+        f'{{"n": {n}}}'.encode() for n in range(copies)
+    ]
+
+
+def test_a_spool_from_before_the_digest_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE spool (row INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+        " payload BLOB NOT NULL, report_id TEXT NOT NULL, window_start REAL NOT NULL,"
+        " spooled_at REAL NOT NULL, UNIQUE (topic, report_id));"
+        "CREATE INDEX spool_order ON spool (window_start, row);"
+    )
+    old.execute("INSERT INTO spool VALUES (7, 't', X'7B7D', 'id', 60.0, ?)", (time.time(),))
+    old.commit()
+    old.close()
+    spool = Spool(path)
+    assert [(r.row, r.payload) for r in spool.pending()] == [(7, b"{}")]
+    assert spool.put("t", b'{"other": 1}', "id", 60.0)  # the new key takes a second payload
+    assert not spool.put("t", b"{}", "id", 60.0)
+    assert spool.depth == 2
+
+
+def test_a_failed_write_is_audited_then_raised(tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    spool = Spool(tmp_path / "s.sqlite", audit=audit)
+    spool._db.execute("PRAGMA query_only = ON")  # as a full or read-only disk would
+    with pytest.raises(PublishError, match="report r1 not spooled"):
+        spool.put("t", b"{}", "r1", 0.0)
+    audit.close()
+    (entry,) = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert (entry["event"], entry["report_ids"]) == ("spool_write_failed", ["r1"])
 
 
 def test_in_flight_rows_are_skipped(tmp_path: Path) -> None:

@@ -1,0 +1,119 @@
+"""One running process per camera on a box.
+
+``edge run`` takes, for each live camera, two Linux abstract Unix sockets before anything is
+published: ``\\0edge-camera-<sha256 of the camera id>`` and ``\\0edge-camera-<sha256 of the
+normalised stream URL>`` (credentials, default port, case of scheme and host and a trailing
+slash do not make another stream: a renamed camera on the same stream is the same camera).
+Binding an abstract name is atomic and box-wide (per network namespace); the kernel frees the
+name when the process dies, ``kill -9`` included, and there is no file on disk that another
+user could delete, replace or point elsewhere. A second process is refused with the camera's
+name and the holder's PID, read from the socket's peer credentials (``SO_PEERCRED``).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+from edge.errors import EdgeError
+from edge.vision.live import redact
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
+PREFIX = "edge-camera-"
+
+
+class CameraBusy(EdgeError):
+    """Another process already runs this camera."""
+
+
+def normalised_source(source: str) -> str:
+    """The stream a source names, the same for every spelling of it: no credentials, default
+    port dropped, scheme and host lower case, no trailing slash; a device or file path
+    resolved."""
+    parts = urlsplit(source.strip())
+    if not parts.scheme or not parts.netloc:
+        return str(Path(source).resolve())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/") or "/", parts.query, ""))
+
+
+def _name(kind: str, value: str) -> bytes:
+    digest = hashlib.sha256(f"{kind}\0{value}".encode()).hexdigest()
+    return b"\0" + (PREFIX + digest).encode()
+
+
+def _holder(name: bytes) -> int | None:
+    """PID of the process listening on an abstract name, if it can be asked."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(0.5)
+        probe.connect(name)
+        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, _, _ = struct.unpack("3i", creds)
+        return pid if pid > 0 else None
+    except OSError:
+        return None
+    finally:
+        probe.close()
+
+
+class CameraLocks:
+    """Held while the run lasts: ``with CameraLocks([(id, source), ...]):``."""
+
+    def __init__(self, cameras: Sequence[tuple[str, str]]) -> None:
+        self._sockets: list[socket.socket] = []
+        try:
+            for camera_id, source in cameras:
+                stream = normalised_source(source)
+                for kind, value in (("id", camera_id), ("stream", stream)):
+                    self._take(_name(kind, value), camera_id, source, kind)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, name: bytes, camera_id: str, source: str, kind: str) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+            sock.listen(1)
+        except OSError as err:
+            sock.close()
+            if err.errno != errno.EADDRINUSE:
+                raise CameraBusy(f"camera '{camera_id}': cannot take its lock ({err})") from err
+            pid = _holder(name)
+            holder = f"process {pid}" if pid is not None else "another process"
+            what = "camera id" if kind == "id" else f"stream {redact(source)}"
+            raise CameraBusy(
+                f"camera '{camera_id}': its {what} is already run by {holder} on this box;"
+                " one process per camera"
+            ) from None
+        os.set_inheritable(sock.fileno(), False)
+        self._sockets.append(sock)
+
+    def release(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+    def __enter__(self) -> CameraLocks:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
