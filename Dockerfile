@@ -47,6 +47,12 @@ RUN --mount=type=secret,id=pip_ca --mount=type=secret,id=pip_conf \
         && /opt/edge/bin/pip install --no-cache-dir "$ORT_PACKAGE"; \
     fi \
     && /opt/edge/bin/pip uninstall -y pip setuptools
+# The shipped policies and model manifest go beside the installed package, the only place the
+# gate reads them from (never the working directory: edge.config.PACKAGE_ROOT).
+COPY policies ./policies
+COPY models/manifest.yaml ./models/manifest.yaml
+RUN root=$(/opt/edge/bin/python -P -c 'import edge.config as c; print(c.PACKAGE_ROOT)') \
+    && cp -r policies models "$root"/
 # The image holds no model and no picture: onnxruntime's wheel ships three toy models as
 # examples, which go (nothing imports them).
 RUN find /opt/edge -type f \( -name '*.onnx' -o -name '*.png' -o -name '*.jpg' \) -delete
@@ -70,10 +76,7 @@ RUN apt-get update \
     && chmod 0750 /var/lib/edge \
     && ln -s /var/lib/edge /app/var
 COPY --from=builder /opt/edge /opt/edge
-# Relative paths in a configuration (policies/..., models/manifest.yaml) are read from /app.
 WORKDIR /app
-COPY policies ./policies
-COPY models/manifest.yaml ./models/manifest.yaml
 # ORT_DISABLE_TELEMETRY: onnxruntime >= 1.29 otherwise keeps a device id and event cache in
 # $HOME and uploads them to Microsoft; nothing but the closed schema leaves a box.
 ENV PATH=/opt/edge/bin:$PATH \

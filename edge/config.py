@@ -432,15 +432,6 @@ class DashboardConfig(Section):
         return self
 
 
-def shipped(path: Path) -> Path:
-    """``path`` as given if it exists or is absolute, else the file shipped beside the package
-    (a checkout or an editable install), so defaults work from any working directory."""
-    if path.is_absolute() or path.exists():
-        return path
-    beside = PACKAGE_ROOT / path
-    return beside if beside.exists() else path
-
-
 def _default_model_dir() -> Path:
     return SHARED_MODEL_DIR if SHARED_MODEL_DIR.is_dir() else Path("models")
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.config import shipped
+from edge.config import PACKAGE_ROOT
 from edge.errors import ConfigError, ModelError, validation_lines
 from edge.legal.audit import AuditError, AuditLog, JsonValue, verify_audit
 from edge.schema import Sha256
@@ -63,11 +63,10 @@ class Manifest(BaseModel):
 
 
 def shipped_manifest_path() -> Path:
-    """The product's own manifest: beside the package (a checkout or an editable install) when
-    it is there, so a ``models/manifest.yaml`` in the working directory cannot widen the
-    allow-list; otherwise where ``shipped`` finds it (the container's ``/app``)."""
-    beside = Path(__file__).resolve().parents[2] / MANIFEST
-    return beside if beside.is_file() else shipped(MANIFEST)
+    """The product's own manifest, beside the package (a checkout, an editable install, or the
+    image, which copies it there): a ``models/manifest.yaml`` in the working directory cannot
+    widen the allow-list."""
+    return PACKAGE_ROOT / MANIFEST
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
