@@ -9,7 +9,12 @@ clip forever, so one camera can be killed or frozen alone), starts a real Mosqui
 - ``drop``: one camera's server killed for ``--drop-s`` (~30 s), then restarted on its port;
 - ``freeze``: one camera's server frozen (SIGSTOP) for ``--freeze-s`` (~20 s), then SIGCONT;
 - ``broker+drop``: one camera dropped, and while it is down the broker restarted: on its
-  return the box must still say that camera is offline (not republish ``online`` for all).
+  return the box must still say that camera is offline (not republish ``online`` for all);
+- ``flap``: the broker restarted five times, a second apart;
+- ``disk``: the file system under the spool and the JSON Lines file (a tmpfs of its own,
+  mounted as root) filled for ``--disk-full-s`` (~20 s), then freed: window checkpoints fail
+  and counting goes on; a hold longer than a window (``--disk-full-s 70``) also makes a
+  report wait in memory and go out once the disk is freed.
 
 Every ``--sample-s`` (~10 s) it samples the process from ``/proc`` (RSS, CPU time, threads, open
 fds) and frames processed (heartbeat file, and per camera from the ``P/S/stats`` topic). One
@@ -21,8 +26,8 @@ what the egress gate admitted. At the end (SIGTERM, wait for exit) it checks:
 - ``delivery``: every report of the JSONL file reached the subscriber; after de-duplication by
   (report_id, content) none is missing and none is extra; raw duplicates (at-least-once
   redeliveries) are counted and reported, not failed;
-- ``windows``: per camera, one report for every window from the first to the last (complete or
-  partial), none twice;
+- ``windows``: per camera, every window from the first reported to the last either reported
+  or withheld by the egress gate (watched less than the policy's minimum: audited), none twice;
 - ``status``: after start, during and after each fault, within ``--grace-s`` (stall_seconds +
   10 s), every camera's retained ``<cam>/status`` read by a fresh subscriber matches the truth
   (a dropped or frozen camera ``offline``, the others ``online``), and still does just before
@@ -68,7 +73,9 @@ from tests.support.rtsp import RtspServer, start_rtsp_server
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED_DIR", REPO.parent / "shared"))
 PREFIX, SITE = "edge", "soak"
-FAULTS = ("broker", "drop", "freeze", "broker+drop")
+FAULTS = ("broker", "drop", "freeze", "broker+drop", "flap", "disk")
+FLAPS = 5  # broker restarts in a "flap" fault, a second apart
+DISK_MB = 48  # the tmpfs under the spool and the JSON Lines file, for the "disk" fault
 RECORDER_ID = "soak-recorder"
 STARTUP_TIMEOUT_S = 120.0  # model load and first connections on a small box
 STOP_LIMIT_S = 10.0
@@ -93,6 +100,7 @@ class SoakOptions:
     broker_down_s: float = 20.0
     drop_s: float = 30.0
     freeze_s: float = 20.0
+    disk_full_s: float = 20.0
     grace_s: float | None = None  # default: stall_s + 10
     sample_s: float = 10.0
     warmup_s: float | None = None  # default: 10 % of the run, at most 5 min
@@ -174,8 +182,8 @@ def write_config(
             "reconnect_min_s": 1,
             "reconnect_max_s": 5,
         },
-        "spool": {"path": str(work / "spool.sqlite")},
-        "sinks": {"jsonl": str(work / "reports.jsonl")},
+        "spool": {"path": str(work / "disk" / "spool.sqlite")},
+        "sinks": {"jsonl": str(work / "disk" / "reports.jsonl")},
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
@@ -280,6 +288,8 @@ class Soak:
         self.names = [f"cam{i}" for i in range(options.cameras)]
         self.out = options.out
         self.work = options.out / "work"
+        self.disk = self.work / "disk"  # spool and JSON Lines: a tmpfs when the disk fault runs
+        self.mounted = False
         self.broker: Broker | None = None
         self.servers: dict[str, RtspServer] = {}
         self.recorder: Subscriber | None = None
@@ -320,6 +330,15 @@ class Soak:
 
     def setup(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
+        if "disk" in self.o.faults:  # a small file system of its own, to fill
+            self.disk.mkdir(exist_ok=True)
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(self.disk)],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if mounted.returncode != 0:
+                raise RuntimeError(f"the disk fault needs root to mount a tmpfs: {mounted.stderr}")
+            self.mounted = True
         self.broker = start_broker(self.work / "broker")
         for name in self.names:
             self.servers[name] = start_rtsp_server({name: str(self.o.clip.resolve())})
@@ -363,6 +382,9 @@ class Soak:
             self.recorder.close()
         if self.broker is not None:
             self.broker.stop()
+        if self.mounted:
+            subprocess.run(["umount", str(self.disk)], capture_output=True)
+            self.mounted = False
 
     # sampling thread
 
@@ -498,6 +520,8 @@ class Soak:
             "drop": self.o.drop_s + g,
             "freeze": self.o.freeze_s + g,
             "broker+drop": g + 3 + self.o.broker_down_s + g + 5 + g,
+            "flap": 2.0 * FLAPS + g,
+            "disk": self.o.disk_full_s + g,
         }[kind]
 
     def schedule(self) -> list[tuple[float, str, str]]:
@@ -581,6 +605,33 @@ class Soak:
             server.start()
             self.phase = f"{tag}: {camera} back"
             self.check_status(f"{tag}: all online after {camera} is back", self.expect(), g)
+        elif kind == "flap":
+            before = self.site_online_count()
+            self.phase = f"{tag}: broker flapping"
+            self.say(f"{tag}: broker restarted {FLAPS} times, a second apart")
+            for _ in range(FLAPS):
+                self.broker.stop()
+                self.sleep_until(self.now() + 1.0)
+                self.broker.start()
+                self.sleep_until(self.now() + 1.0)
+            self.phase = f"{tag}: broker steady"
+            self.wait_reconnected(before, f"{tag}: edge reconnected")
+            self.check_status(f"{tag}: all online after the flapping", self.expect(), g)
+        elif kind == "disk":
+            filler = self.disk / "filler"
+            self.phase = f"{tag}: disk full"
+            self.say(f"{tag}: the spool's disk full for {self.o.disk_full_s:g} s")
+            with filler.open("wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * (1 << 20))
+                        f.flush()
+                except OSError:  # ENOSPC: the disk is full
+                    pass
+            self.check_status(f"{tag}: cameras online while the disk is full", self.expect(), g)
+            self.sleep_until(self.now() + self.o.disk_full_s)
+            filler.unlink()
+            self.phase = f"{tag}: disk freed"
         else:
             raise ValueError(f"unknown fault {kind!r}")
         record["end"] = round(self.now(), 1)
@@ -644,14 +695,14 @@ class Soak:
     def wait_delivered(self, timeout: float) -> None:
         """Give the subscriber ``timeout`` s to catch up with every report in the JSONL file."""
         assert self.recorder is not None
-        admitted = {key for key, _ in jsonl_reports(self.work / "reports.jsonl")}
+        admitted = {key for key, _ in jsonl_reports(self.disk / "reports.jsonl")}
         self.recorder.wait_for(lambda m: admitted <= {k for k, _ in received_reports(m)}, timeout)
 
     # the verdict
 
     def summarise(self) -> dict[str, Any]:
         assert self.recorder is not None
-        admitted = jsonl_reports(self.work / "reports.jsonl")
+        admitted = jsonl_reports(self.disk / "reports.jsonl")
         received = received_reports(self.recorder.messages(f"{PREFIX}/{SITE}/+/counts"))
         delivery = check_delivery(admitted, received)
         withheld = withheld_windows(self.work / "audit.jsonl")
@@ -937,6 +988,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--faults", default=",".join(FAULTS), help=f"rotation, from: {', '.join(FAULTS)}"
     )
     parser.add_argument("--broker-down-s", type=float, default=d.broker_down_s)
+    parser.add_argument("--disk-full-s", type=float, default=d.disk_full_s)
     parser.add_argument("--drop-s", type=float, default=d.drop_s)
     parser.add_argument("--freeze-s", type=float, default=d.freeze_s)
     parser.add_argument("--grace-s", type=float, default=None, help="default stall-s + 10")
@@ -960,6 +1012,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker_down_s=args.broker_down_s,
         drop_s=args.drop_s,
         freeze_s=args.freeze_s,
+        disk_full_s=args.disk_full_s,
         grace_s=args.grace_s,
         sample_s=args.sample_s,
         warmup_s=args.warmup_s,

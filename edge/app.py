@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edge import __version__
-from edge.camera_lock import CameraLocks
+from edge.camera_lock import CameraLocks, FileLocks
 from edge.config import CameraConfig, Settings, config_sha256
 from edge.detect.detector import YoloDetector
 from edge.detect.manifest import load_site_approvals, sha256_file
@@ -35,7 +35,7 @@ from edge.legal.notice import render_notice_for
 from edge.legal.policy import Policy, load_policy
 from edge.progress import Progress
 from edge.publish.mqtt import MqttPublisher, home_assistant_discovery
-from edge.publish.sinks import CollectSink, JsonlSink, Sink, StdoutSink
+from edge.publish.sinks import CollectSink, GuardedSink, JsonlSink, Sink, StdoutSink
 from edge.publish.spool import Spool
 from edge.publish.state import ReportLedger, WindowStore
 from edge.runner import CameraResult, Runner
@@ -109,34 +109,45 @@ def run(settings: Settings, audit_log: Path, health_file: Path | None = None) ->
         raise ConfigError(["cameras: mix of live streams and recorded clips; run them apart"])
     if not settings.cameras:
         raise ConfigError(["cameras: no camera to run"])
-    # One process per live camera on this box (edge.camera_lock), before anything is published.
-    locks = CameraLocks([(c.id, c.source) for c in settings.cameras] if all(live) else [])
-    detector = build_detector(settings)
+    files = [("audit log", audit_log)]
+    if settings.mqtt.enabled or all(live):
+        files.append(("spool", settings.spool.path))
     cameras = [(camera, f"cameras[{i}]") for i, camera in enumerate(settings.cameras)]
     with ExitStack() as stack:
-        stack.enter_context(locks)
+        # One process per live camera, spool file and audit log on this box (edge.camera_lock),
+        # before anything is published: two writers would publish windows twice.
+        stack.enter_context(
+            CameraLocks([(c.id, c.source) for c in settings.cameras] if all(live) else [])
+        )
+        stack.enter_context(FileLocks(files))
+        detector = build_detector(settings)
         publisher = None
+        guards: list[GuardedSink] = []
 
         def connect(policy: Policy, audit: AuditLog) -> list[Sink]:
-            """The configured sinks, opened once the start-up gate let the run start."""
+            """The configured sinks, opened once the start-up gate let the run start, each
+            behind its own retry queue: one failing sink (a full disk) never starves another."""
             nonlocal publisher
-            sinks: list[Sink] = []
-            if settings.sinks.stdout:
-                sinks.append(StdoutSink())
+            sinks: list[tuple[str, Sink]] = []
+            if settings.mqtt.enabled:
+                publisher = _publisher(settings, policy, audit, stack)
+                sinks.append(("mqtt", publisher))
             if settings.sinks.jsonl is not None:
                 jsonl = JsonlSink(settings.sinks.jsonl)
                 stack.callback(jsonl.close)
-                sinks.append(jsonl)
-            if settings.mqtt.enabled:
-                publisher = _publisher(settings, policy, audit, stack)
-                sinks.insert(0, publisher)  # spooled first: a failed write stops the others
-            return sinks
+                sinks.append(("jsonl", jsonl))
+            if settings.sinks.stdout:
+                sinks.append(("stdout", StdoutSink()))
+            for name, sink in sinks:
+                guards.append(GuardedSink(name, sink, audit).start())
+                stack.callback(guards[-1].close)  # before its sink closes (last in, first out)
+            return list(guards)
 
         def monitor(runner: Runner) -> None:
             if publisher is not None:
-                _start_stats(settings, publisher, runner, stack)
+                _start_stats(settings, publisher, runner, stack, guards)
             if health_file is not None:
-                _start_heartbeat(health_file, settings, publisher, runner, stack)
+                _start_heartbeat(health_file, settings, publisher, runner, stack, guards)
 
         return _serve(
             settings, cameras, detector, connect, stack, audit_log=audit_log,
@@ -244,7 +255,8 @@ def _serve(
 
 def _status_relay(sinks: Sequence[Sink]) -> Callable[[str, bool], None]:
     """Camera online/offline, told to the MQTT publisher if there is one."""
-    publishers = [s for s in sinks if isinstance(s, MqttPublisher)]
+    unwrapped = [s.sink if isinstance(s, GuardedSink) else s for s in sinks]
+    publishers = [s for s in unwrapped if isinstance(s, MqttPublisher)]
 
     def relay(camera: str, online: bool) -> None:
         for publisher in publishers:
@@ -320,7 +332,11 @@ def _start_audit_heads(
 
 
 def _start_stats(
-    settings: Settings, publisher: MqttPublisher, runner: Runner, stack: ExitStack
+    settings: Settings,
+    publisher: MqttPublisher,
+    runner: Runner,
+    stack: ExitStack,
+    guards: Sequence[GuardedSink] = (),
 ) -> None:
     """Publish health every ``stats_interval_s``, and once more at stop."""
 
@@ -333,8 +349,8 @@ def _start_stats(
             spool_depth=publisher.spool.depth,
             reports_published=sum(r.reports_published for r in results),
             reports_dropped=sum(r.reports_dropped for r in results),
-            delivery="failing" if publisher.delivery_error else "ok",
-            delivery_errors=publisher.drain_errors,
+            delivery="failing" if _delivery_error(publisher, guards) else "ok",
+            delivery_errors=publisher.drain_errors + sum(g.failures for g in guards),
         )
         log.debug("stats %s", message.model_dump_json())
         publisher.publish_stats(message)
@@ -353,12 +369,19 @@ def _start_stats(
     stack.callback(stopping.set)
 
 
+def _delivery_error(publisher: MqttPublisher | None, guards: Sequence[GuardedSink]) -> str:
+    """Why reports are not going out (the drain thread, a sink holding reports); "" if they are."""
+    errors = [publisher.delivery_error] if publisher is not None else []
+    return "; ".join(e for e in [*errors, *(g.error for g in guards)] if e)
+
+
 def _start_heartbeat(
     path: Path,
     settings: Settings,
     publisher: MqttPublisher | None,
     runner: Runner,
     stack: ExitStack,
+    guards: Sequence[GuardedSink] = (),
 ) -> None:
     """Figures for ``edge health``, from what the runner keeps up to date."""
 
@@ -372,7 +395,7 @@ def _start_heartbeat(
             frames_processed=sum(s.frames_processed for s in stats.values()),
             spool_depth=publisher.spool.depth if publisher is not None else None,
             mqtt_connected=publisher.connected if publisher is not None else None,
-            delivery_error=publisher.delivery_error if publisher is not None else "",
+            delivery_error=_delivery_error(publisher, guards),
         )
 
     writer = HeartbeatWriter(path, figures)

@@ -117,3 +117,36 @@ class CameraLocks:
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+class FileLocks(CameraLocks):
+    """One process per spool file and per audit log: the same abstract sockets, keyed by the
+    resolved path. Not ``fcntl`` locks on the files: SQLite takes and drops its own POSIX locks
+    on the spool, and closing any descriptor of a file drops every POSIX lock the process holds
+    on it. ``with FileLocks([("spool", path), ("audit log", path)]):``."""
+
+    def __init__(self, files: Sequence[tuple[str, Path]]) -> None:
+        self._sockets = []
+        try:
+            for what, path in files:
+                self._take_file(_name(f"file:{what}", str(path.resolve())), what, path)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take_file(self, name: bytes, what: str, path: Path) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+            sock.listen(1)
+        except OSError as err:
+            sock.close()
+            if err.errno != errno.EADDRINUSE:
+                raise CameraBusy(f"{what} {path}: cannot take its lock ({err})") from err
+            pid = _holder(name)
+            holder = f"process {pid}" if pid is not None else "another process"
+            raise CameraBusy(
+                f"{what} {path} is already used by {holder} on this box; one 'edge run' per {what}"
+            ) from None
+        os.set_inheritable(sock.fileno(), False)
+        self._sockets.append(sock)

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -49,15 +48,19 @@ from edge.schema import (
     Name,
 )
 from edge.vision.motion import MotionConfig
+from edge.yaml_io import number_problems, read_yaml
 
-Point = tuple[float, float]
+MAX_COORDINATE: Final = 100_000.0  # pixels; far beyond any sensor, far below float overflow
+Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)]
+"""A point's x or y in frame pixels: finite and bounded, so geometry never overflows."""
+Point = tuple[Coordinate, Coordinate]
 Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
 SHARED_MODEL_DIR = Path("../shared/models")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the checkout or install: policies/, models/
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _public_name(name: str) -> str:
@@ -494,21 +497,16 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError([f"{path}: cannot read ({err.strerror or err})"]) from err
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ConfigError([f"{path}:{where}: invalid YAML ({problem})"]) from err
+        loaded = read_yaml(path, "configuration")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(
                 [f"{path}: expected a mapping at the top, got {type(loaded).__name__}"]
             )
+        keys = [key for key in loaded if not isinstance(key, str)]
+        if keys:
+            raise ConfigError([f"{path}: a top-level key must be a name, got {keys[0]!r}"])
         data = loaded
     data.update(overrides)
     refusals = [
@@ -519,6 +517,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise PolicyViolation(refusals)
     _refuse_audit_location(data)
     _refuse_unknown_environment(os.environ)
+    problems = number_problems(Settings, data)
+    if problems:
+        raise ConfigError([f"{path}: {line}" if path else line for line in problems])
     try:
         return Settings(**data)
     except ValidationError as err:

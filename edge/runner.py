@@ -42,13 +42,14 @@ from edge.analytics.pipeline import STAGES, CameraPipeline
 from edge.camera_lock import normalised_source
 from edge.config import CameraConfig, Settings
 from edge.detect.protocol import Detector
-from edge.errors import DisclosureRefused, PolicyViolation, PublishError
+from edge.errors import ConfigError, DisclosureRefused, PolicyViolation, PublishError
 from edge.figures import Recent, StageTimes
 from edge.legal.gate import EgressGate
 from edge.publish.state import ReportLedger, WindowStore
 from edge.schema import CATEGORY_NAMES, CameraStats, CategoryName, PublishedReport
 from edge.vision.frames import Frame, FrameFeed
 from edge.vision.live import redact
+from edge.vision.sources import Replay
 
 IDLE_SLEEP_S = 0.005  # no live camera had a new frame: wait this long before asking again
 CHECKPOINT_S = 1.0  # a live camera's open window is saved at most this often (and at closes)
@@ -72,6 +73,7 @@ class CameraResult:
     zone_names: list[str] = field(default_factory=list)
     frames: int = 0
     skipped: int = 0  # frames the motion gate kept from the detector (included in ``frames``)
+    frames_missing: int = 0  # a damaged clip: frames its header promised and never decoded
     duration_s: float = 0.0  # stream time covered
     wall_s: float = 0.0
     times: StageTimes = field(default_factory=lambda: StageTimes(STAGES))
@@ -127,6 +129,7 @@ class CameraResult:
             "camera": self.camera_id,
             "frames": self.frames,
             "frames_detected": self.frames - self.skipped,
+            "frames_missing": self.frames_missing,
             "duration_s": round(self.duration_s, 3),
             "interrupted": self.interrupted,
             "stopped_by_policy": self.stopped_by_policy,
@@ -266,7 +269,7 @@ class Runner:
             interrupted = self._stopping.is_set()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was counted, close the windows
             interrupted = True
-        except DisclosureRefused:  # a camera's geometry, at its first frame: a refused start
+        except (DisclosureRefused, ConfigError):  # geometry at a first frame: a refused start
             raise
         except PolicyViolation as stop:  # the policy ran out mid-run: stop publishing now
             stopped_by_policy = str(stop)
@@ -280,6 +283,8 @@ class Runner:
             elif not stopped_by_policy:
                 self._publish(cam, cam.pipeline.close())
             result.interrupted, result.stopped_by_policy = interrupted, stopped_by_policy
+            if isinstance(cam.feed, Replay):
+                result.frames_missing = cam.feed.frames_missing
             result.wall_s = time.perf_counter() - start
             if cam.first_timestamp is not None:
                 period = 1.0 / cam.feed.fps if cam.feed.fps else 0.0
@@ -299,7 +304,10 @@ class Runner:
                     continue
                 busy = True
                 if cam.taken == 0:  # the frame's size is known now: the geometry rules
-                    self.gate.check_frame(cam.camera, (frame.image.shape[1], frame.image.shape[0]))
+                    size = (frame.image.shape[1], frame.image.shape[0])
+                    if cam.feed.live:  # a recording's was checked when it opened (edge.app)
+                        cam.camera.check_fits(size, f"cameras[{self.cameras.index(cam)}]")
+                    self.gate.check_frame(cam.camera, size)
                 cam.taken += 1
                 if cam.taken == self.max_frames:
                     active.remove(cam)

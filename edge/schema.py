@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal, NamedTuple, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "CATEGORY_NAMES",
@@ -113,6 +113,9 @@ PolicyName = Annotated[str, Field(pattern=POLICY_NAME_PATTERN)]
 Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 Iso = Annotated[str, Field(pattern=ISO_PATTERN)]
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
+# Seconds since 1970 up to the last second of year 9999: ``iso`` (and so ``window_start``)
+# cannot go further, and a database's 64-bit integer holds it.
+Seconds = Annotated[float, Field(ge=0, le=253_402_300_799)]
 # A running total since the process started: 25 fps for a year is 8e8 frames.
 Total = Annotated[int, Field(ge=0, le=2**53)]
 
@@ -149,8 +152,8 @@ class PublishedReport(_Closed):
     schema_version: Literal[1]
     report_id: str = Field(pattern=REPORT_ID_PATTERN)
     camera: Name
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
+    start: Seconds
+    end: Seconds
     window_start: Iso
     window_end: Iso
     frames: Count
@@ -160,6 +163,13 @@ class PublishedReport(_Closed):
     zones: dict[Name, dict[CategoryName, ZoneFigures]]
     policy_sha256: Sha256
     notice_url: Url
+
+    @model_validator(mode="after")
+    def _window_forward(self) -> PublishedReport:
+        """A window ends after it starts: the box never makes another, a store must not keep one."""
+        if self.start >= self.end:
+            raise ValueError("start: not before end")
+        return self
 
 
 class CameraStats(_Closed):

@@ -21,37 +21,48 @@ from importlib.resources import files
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from edge import __version__
 from edge.config import DashboardConfig
 from edge.dashboard import queries
 from edge.dashboard.ingest import IngestCounters
 from edge.dashboard.queries import BUCKETS, Bucket, CountRow, Selection
-from edge.schema import CATEGORY_NAMES, DIRECTIONS, CategoryName, Direction
+from edge.schema import CATEGORY_NAMES, DIRECTIONS, NAME_PATTERN, CategoryName, Direction
 
 STATIC = files("edge.dashboard") / "static"
 MAX_BUCKETS = 20_000  # per line: 15-minute buckets for 200 days, hours for 2 years
 BUCKET_SECONDS = {"15min": 900, "hour": 3600, "day": 86400}
+LAST_MOMENT = int(dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+# Site, camera and line names are slugs (edge.schema.NAME_PATTERN): anything else matches
+# nothing, and a NUL byte or 10,000 characters would only reach the database to be refused.
+NameQuery = Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN)]
 
 
 def parse_moment(name: str, value: str | None, tz: ZoneInfo, default: float) -> int:
-    """``2026-11-20`` (local midnight), ``2026-11-20T08:00`` (local) or with an offset/Z."""
+    """``2026-11-20`` (local midnight), ``2026-11-20T08:00`` (local) or with an offset/Z,
+    from 1970 to 9000: further out, bucket bounds and local times overflow ``datetime``."""
     if value is None:
         return int(default)
     try:
+        if not value.isprintable():  # fromisoformat overlooks a trailing NUL
+            raise ValueError(value)
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        seconds = int(moment.timestamp())
+    except (ValueError, OverflowError):
         raise HTTPException(
             422, f"{name}: expected a date or ISO 8601 time such as 2026-11-20T08:00, got {value!r}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return int(moment.timestamp())
+    if not 0 <= seconds < LAST_MOMENT:
+        raise HTTPException(422, f"{name}: out of range (1970 to 9000)")
+    return seconds
 
 
 @functools.lru_cache(maxsize=1 << 16)  # thousands of rows share each bucket's times
@@ -61,20 +72,24 @@ def iso_local(moment: int, tz: ZoneInfo) -> str:
 
 def selection(
     request: Request,
-    site: str | None = None,
-    camera: str | None = None,
-    line: str | None = None,
-    start: Annotated[str | None, Query(alias="from", description="default: 7 days ago")] = None,
-    end: Annotated[str | None, Query(alias="to", description="default: now")] = None,
+    site: NameQuery = None,
+    camera: NameQuery = None,
+    line: NameQuery = None,
+    start: Annotated[
+        str | None, Query(alias="from", max_length=64, description="default: 7 days ago")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=64, description="default: now")] = None,
     bucket: Bucket = "hour",
     category: Annotated[list[CategoryName] | None, Query()] = None,
     direction: Annotated[list[Direction] | None, Query()] = None,
-    tz: Annotated[str | None, Query(description="IANA zone; default: the dashboard's")] = None,
+    tz: Annotated[
+        str | None, Query(max_length=64, description="IANA zone; default: the dashboard's")
+    ] = None,
 ) -> Selection:
     """The query parameters shared by counts, exports, summary and completeness."""
     try:
         zone = ZoneInfo(tz) if tz else request.app.state.timezone
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name no file can have
         raise HTTPException(422, f"tz: unknown time zone {tz!r}") from None
     now = time.time()
     to = parse_moment("to", end, zone, now)
@@ -155,10 +170,18 @@ def create_app(
     def page() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-cache"})
 
+    @app.exception_handler(SQLAlchemyError)
+    def unavailable(request: Request, err: SQLAlchemyError) -> JSONResponse:
+        """The database is down or refuses a query: say so, not an internal error."""
+        return JSONResponse({"detail": "the database is unavailable"}, status_code=503)
+
     @app.get("/healthz", tags=["service"], summary="Is the collector connected and storing?")
-    def health() -> dict[str, Any]:
+    def health() -> JSONResponse:
+        """503 while the collector cannot store (the database is failing) or has stopped."""
         ingest = counters or IngestCounters()
-        return {"status": "ok", "version": __version__, "ingest": ingest.__dict__}
+        status = "ok" if counters is None or counters.storing == "ok" else counters.storing
+        body = {"status": status, "version": __version__, "ingest": ingest.__dict__}
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     guard = [Depends(authorised)]
 
@@ -179,7 +202,7 @@ def create_app(
         return queries.sites(engine)
 
     @app.get("/api/sites/{site}/notice", tags=["meta"], dependencies=guard)
-    def notice(site: str) -> dict[str, Any]:
+    def notice(site: Annotated[str, Path(max_length=32, pattern=NAME_PATTERN)]) -> dict[str, Any]:
         """The public information notice the site's counting box publishes."""
         found = queries.notice(engine, site)
         if found is None or found["notice"] is None:
@@ -224,7 +247,7 @@ def create_app(
 
     @app.get("/api/audit-heads", tags=["service"], dependencies=guard)
     def audit_heads(
-        site: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+        site: NameQuery = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
     ) -> list[dict[str, Any]]:
         """The audit-log heads each box published, newest first (times in UTC): anchors kept
         off the box. ``edge audit verify FILE --expect-head HEAD --expect-entries ENTRIES``

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 HOUR = 3600
 DAY = 86400
+MAX_REASONS = 500  # distinct rejection reasons kept: the table stays small whatever comes
+OTHER_REASONS = "other reasons"
 
 
 class StoreError(EdgeError):
@@ -364,9 +366,17 @@ class Store:
             return bool(result.rowcount)
 
     def reject(self, reason: str, at: float) -> None:
-        """Count a refused message under its reason (never its content)."""
+        """Count a refused message under its reason (never its content); past
+        ``MAX_REASONS`` distinct reasons, a new one is counted under ``OTHER_REASONS``."""
+        reason = reason[:200]
         with self._write("rejection") as connection:
-            row = {"reason": reason[:200], "count": 1, "last_at": int(at)}
+            r = t.rejections.c
+            known = connection.execute(select(r.reason).where(r.reason == reason)).first()
+            if known is None:
+                kept = connection.execute(select(func.count()).select_from(t.rejections)).scalar()
+                if (kept or 0) >= MAX_REASONS:
+                    reason = OTHER_REASONS
+            row = {"reason": reason, "count": 1, "last_at": int(at)}
             _upsert_add(connection, t.rejections, [row])
 
     @contextmanager
@@ -376,9 +386,11 @@ class Store:
         try:
             with self._lock, self.engine.begin() as connection:
                 yield connection
-        except SQLAlchemyError as err:
+        except BaseException as err:  # a value the driver cannot bind rolls back too
             for cache in (self._sites, self._cameras, self._lines, self._zones):
                 cache.clear()
+            if not isinstance(err, SQLAlchemyError):
+                raise
             raise StoreError(
                 f"dashboard.database: cannot store {what} ({_first_line(err)})"
             ) from err

@@ -32,6 +32,7 @@ from edge.config import PACKAGE_ROOT
 from edge.errors import ConfigError, ModelError, validation_lines
 from edge.legal.audit import AuditError, AuditLog, JsonValue, verify_audit
 from edge.schema import Sha256
+from edge.yaml_io import read_yaml
 
 MANIFEST = Path("models/manifest.yaml")
 SITE_LIST_NAME = "approved-models.yaml"
@@ -72,13 +73,9 @@ def shipped_manifest_path() -> Path:
 def load_manifest(path: Path | None = None) -> Manifest:
     """``path``, or the shipped manifest when None."""
     path = path or shipped_manifest_path()
+    data: Any = read_yaml(path, "model manifest")
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Manifest.model_validate(data)
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read the model manifest ({err.strerror})"]) from err
-    except yaml.YAMLError as err:
-        raise ConfigError([f"{path}: invalid YAML in the model manifest"]) from err
     except ValidationError as err:
         raise ConfigError(validation_lines(err, prefix=f"{path}: ")) from err
 

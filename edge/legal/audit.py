@@ -37,6 +37,7 @@ hash, stopped) and counters, nothing about anyone seen.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -269,15 +270,32 @@ class AuditLog:
             os.close(fd)
             raise AuditError(f"{path}: cannot read the audit log ({err.strerror})") from err
         check = scan.check
+        torn = b""
         if not check.ok:
-            os.close(fd)
-            raise AuditError(f"{path}: audit log does not verify, not extending it: {check.reason}")
+            try:
+                torn = _torn_tail(fd, scan.size)
+                if torn:
+                    aside = _set_aside(path, torn, clock())
+                    os.ftruncate(fd, scan.size)
+                    os.fsync(fd)
+            except OSError as err:
+                os.close(fd)
+                raise AuditError(f"{path}: cannot recover a torn tail ({err.strerror})") from err
+            if not torn:
+                os.close(fd)
+                raise AuditError(
+                    f"{path}: audit log does not verify, not extending it: {check.reason}"
+                )
         self._file = os.fdopen(fd, "ab", buffering=0)
         self._seq = check.entries
         self._last = check.last_hash
         self._size = scan.size
         self._closed = False
         self._lock = threading.Lock()  # one append at a time: seq, time, hash and write agree
+        if torn:  # said in the chain itself: a DPO sees that bytes were set aside, and where
+            self.append(
+                "recovered", reason=check.reason, bytes_set_aside=len(torn), set_aside=aside.name
+            )
 
     @property
     def path(self) -> Path:
@@ -339,12 +357,20 @@ class AuditLog:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as err:
+            self._cut()
             self._shut()
             raise AuditError(f"{self._path}: cannot write the audit log ({err.strerror})") from err
         if written != len(line):
+            self._cut()
             self._shut()
             raise AuditError(f"{self._path}: short write to the audit log, last line is torn")
         self._size += written
+
+    def _cut(self) -> None:
+        """After a failed write: remove a partial line now if the disk lets us (else the next
+        start sets it aside). Called with ``_lock`` held."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._file.fileno(), self._size)
 
     def close(self) -> None:
         """Close the file; waits for an append under way, so its line is whole."""
@@ -367,6 +393,47 @@ class AuditLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+MAX_TORN = 1 << 20  # a last line longer than any entry we write is not a torn append
+
+
+def _torn_tail(fd: int, good: int) -> bytes:
+    """The bytes after the last good entry if they are one torn append (a crash or a full disk
+    mid-write: no newline at the end, or not a JSON object), else b"" (tampering: refuse)."""
+    size = os.fstat(fd).st_size
+    if size - good > MAX_TORN:
+        return b""
+    tail = os.pread(fd, size - good, good)
+    if not tail or b"\n" in tail[:-1]:
+        return b""  # broken before the last line: not a torn append
+    if not tail.endswith(b"\n"):
+        return tail
+    # Ends in a newline: torn only if no whole entry is in it (a torn line, then a good one
+    # appended after it, is a break in the middle).
+    starts = [0] + [i for i in range(1, len(tail)) if tail.startswith(b'{"seq":', i)]
+    for start in starts:
+        try:
+            entry = json.loads(tail[start:].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(entry, dict):
+            return b""
+    return tail
+
+
+def _set_aside(path: Path, torn: bytes, moment: datetime) -> Path:
+    """Keep the torn bytes next to the log (never lost, for a look), durably."""
+    stamp = moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = path.with_name(f"{path.name}.torn-{stamp}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, torn)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+    return aside
 
 
 def _open_append(path: Path) -> tuple[int, bool]:

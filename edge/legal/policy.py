@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.analytics.detections import Category
 from edge.errors import ConfigError, validation_lines
 from edge.schema import PolicyName
+from edge.yaml_io import number_problems, read_yaml
 
 Output = Literal["line_counts", "zone_occupancy"]
 DeclarationField = Literal[
@@ -194,12 +194,10 @@ class Policy(BaseModel):
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; ``ConfigError`` names the file and every problem."""
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read the policy ({err.strerror or err})"]) from err
-    except yaml.YAMLError as err:
-        raise ConfigError([f"{path}: invalid YAML in the policy"]) from err
+    data: Any = read_yaml(path, "policy")
+    problems = number_problems(Policy, data)
+    if problems:
+        raise ConfigError([f"{path}: {line}" for line in problems])
     try:
         return Policy.model_validate(data)
     except ValidationError as err:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -54,7 +55,9 @@ CREATE TABLE IF NOT EXISTS report_ledger (
 CREATE INDEX IF NOT EXISTS report_ledger_age ON report_ledger (claimed_at);
 """
 ALREADY_REPORTED = "window already reported"
+log = logging.getLogger(__name__)
 PRUNE_EVERY = 1000  # ledger claims between two deletions of rows past the retention
+MAX_UNSAVED = 10_000  # claims kept in memory while the disk is full
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -67,6 +70,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as err:
         raise PublishError(f"{path}: cannot open the window state ({err})") from err
     return db
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return -1
+
+
+def _follow(path: Path, db: sqlite3.Connection, inode: int) -> tuple[sqlite3.Connection, int]:
+    """The connection to use: a new one when the spool rebuilt a damaged file under us
+    (``edge.publish.spool``), so checkpoints and claims go to the file in use, not aside."""
+    now = _inode(path)
+    if now == inode:
+        return db, inode
+    db.close()
+    return _connect(path), _inode(path)
 
 
 def payload_sha256(payload: Mapping[str, Any]) -> str:
@@ -84,6 +104,7 @@ class WindowStore:
         self._audit = audit
         self._lock = threading.Lock()
         self._db = _connect(path)
+        self._inode = _inode(path)
 
     def save(self, camera: str, stream: str, state: WindowState) -> None:
         """Checkpoint ``camera``'s open window (replaces the previous one); durable on return."""
@@ -92,6 +113,7 @@ class WindowStore:
             json.dumps(state.to_json(), separators=(",", ":")), time.time(),
         )  # fmt: skip
         with self._lock:
+            self._db, self._inode = _follow(self.path, self._db, self._inode)
             try:
                 self._db.execute("INSERT OR REPLACE INTO window_state VALUES (?,?,?,?,?,?,?)", row)
             except sqlite3.Error as err:
@@ -104,6 +126,7 @@ class WindowStore:
         is the same camera): (camera id saved with it, policy sha256 it was counted under,
         figures). A row that does not parse is deleted and audited: it can never be published."""
         with self._lock:
+            self._db, self._inode = _follow(self.path, self._db, self._inode)
             rows = self._db.execute(
                 "SELECT camera, policy_sha256, state FROM window_state"
                 " WHERE camera = ? OR stream = ? ORDER BY window_index",
@@ -133,6 +156,7 @@ class WindowStore:
     def forget(self, camera: str, stream: str = "") -> None:
         """The camera's (and the stream's) open window is published or withheld: drop it."""
         with self._lock:
+            self._db, self._inode = _follow(self.path, self._db, self._inode)
             self._db.execute(
                 "DELETE FROM window_state WHERE camera = ? OR stream = ?", (camera, stream)
             )
@@ -174,7 +198,10 @@ class ReportLedger:
         self._clock = clock
         self._lock = threading.Lock()
         self._claims = 0
+        # Claims a full disk kept from the file, written with the next claim that can be.
+        self._unsaved: dict[tuple[str, float, float, str], tuple[str, str, float]] = {}
         self._db = _connect(path)
+        self._inode = _inode(path)
         self._prune()
 
     def claim(self, payload: Mapping[str, Any]) -> str:
@@ -185,22 +212,39 @@ class ReportLedger:
         digest = payload_sha256(payload)
         key = (camera, start, end - start, policy)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # one claim at a time, across processes too
+            self._db, self._inode = _follow(self.path, self._db, self._inode)
+            row = self._unsaved.get(key)
             try:
-                row = self._db.execute(
-                    "SELECT report_id, payload_sha256 FROM report_ledger WHERE camera = ?"
-                    " AND window_start = ? AND window_seconds = ? AND policy_sha256 = ?",
-                    key,
-                ).fetchone()
-                if row is None:
-                    self._db.execute(
-                        "INSERT INTO report_ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*key, rid, digest, self._clock()),
+                self._db.execute("BEGIN IMMEDIATE")  # one claim at a time, across processes too
+                try:
+                    for pending, (prid, pdigest, at) in list(self._unsaved.items()):
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO report_ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (*pending, prid, pdigest, at),
+                        )
+                    found = self._db.execute(
+                        "SELECT report_id, payload_sha256 FROM report_ledger WHERE camera = ?"
+                        " AND window_start = ? AND window_seconds = ? AND policy_sha256 = ?",
+                        key,
+                    ).fetchone()
+                    row = row or found
+                    if row is None:
+                        self._db.execute(
+                            "INSERT INTO report_ledger VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (*key, rid, digest, self._clock()),
+                        )
+                    self._db.execute("COMMIT")
+                    self._unsaved.clear()
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as err:  # a full disk: remember the claim, write it later
+                if not self._unsaved:
+                    log.warning(
+                        "%s: report ledger not written (%s); kept in memory", self.path, err
                     )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                if row is None and len(self._unsaved) < MAX_UNSAVED:
+                    self._unsaved[key] = (rid, digest, self._clock())
             self._claims += 1
             if self._claims % PRUNE_EVERY == 0:
                 self._prune_locked()

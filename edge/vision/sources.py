@@ -7,6 +7,7 @@ Live streams arrive in their own module with the same ``FrameSource`` interface.
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
@@ -21,6 +22,9 @@ from edge.errors import SourceError
 from edge.vision.frames import FeedHealth, Frame, FrameFeed, FrameSource
 from edge.vision.live import LiveSource, Transport, is_live, redact
 
+logger = logging.getLogger(__name__)
+
+SHORT_TOLERANCE = 3  # frames a container's frame count may overstate without a warning
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
@@ -72,6 +76,7 @@ class VideoFileSource:
         self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self._count = count if count > 0 else None
+        self.frames_missing = 0  # frames the header promised and the decoder never gave
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -91,14 +96,31 @@ class VideoFileSource:
             keep = thinning.keep(index / self.fps)
             if decoded is None and not keep:
                 if not self._capture.grab():  # skips the colour conversion of dropped frames
+                    self._ended(index)
                     return
             else:
                 image = decoded if decoded is not None else _decode(self._capture)
                 if image is None:
+                    self._ended(index)
                     return
                 yield Frame(self.camera_id, index, self.origin + index / self.fps, image)
             decoded = None
             index += 1
+
+    def _ended(self, frames: int) -> None:
+        """A clip whose decoding stops well before its header's frame count is damaged: say so
+        (a warning, and ``frames_missing`` for the result) rather than end as if complete. The
+        count is the container's estimate, so a few frames short is normal."""
+        if self._count is None:
+            return
+        missing = self._count - frames
+        if missing > max(SHORT_TOLERANCE, self._count // 50):
+            self.frames_missing = missing
+            logger.warning(
+                "%s: decoding stopped after %d of the %d frames the file announces (damaged?); "
+                "the counts cover the frames read",
+                self.path, frames, self._count,
+            )  # fmt: skip
 
     def close(self) -> None:
         self._capture.release()
@@ -187,6 +209,11 @@ class Replay:
     @property
     def expected_frames(self) -> int | None:
         return self.source.expected_frames
+
+    @property
+    def frames_missing(self) -> int:
+        """Frames a damaged clip never gave (0 for a complete one), known once it ended."""
+        return self.source.frames_missing if isinstance(self.source, VideoFileSource) else 0
 
     def start(self) -> None:
         self._reader.start()

@@ -513,3 +513,39 @@ def test_edge_run_stops_cleanly_on_sigterm(broker: Broker, tmp_path: Path) -> No
         assert PublishedReport.model_validate_json(counts[-1].payload).partial
     finally:
         subscriber.close()
+
+
+@pytest.mark.parametrize("restarts", [6, 10])
+def test_a_flapping_broker_never_stops_delivery(
+    broker: Broker, tmp_path: Path, audit: AuditLog, restarts: int
+) -> None:
+    """Regression: with many reports spooled and the broker restarted again and again,
+    the drain thread died at the second restart ("The client is not currently connected") and
+    the spool stayed full while the box looked healthy. Every report arrives, the thread lives."""
+    counts = f"edge/{SITE}/cam/counts"
+    subscriber = subscribe(broker, [counts], persistent_id=f"flap-watcher-{restarts}")
+    broker.stop()
+    publisher = publisher_for(mqtt_config(broker), tmp_path)
+    gate = EgressGate(POLICY, audit, [publisher], NOTICE.notice_url)
+    # Under the test broker's default queue of 1000 messages for a subscriber that is away
+    # during a restart: more would be the broker's drop, not ours.
+    reports = windows(0, 800)
+    for report in reports:  # spooled while the broker is down
+        gate.publish(report, TODAY)
+    assert publisher.spool.depth == len(reports)
+    publisher.start()
+    try:
+        for _ in range(restarts):  # up and down while the backlog drains
+            broker.start()
+            time.sleep(0.4)
+            broker.stop()
+            time.sleep(0.2)
+        broker.start()
+        assert publisher.flush(60), broker.log_tail()
+        assert publisher.drain_alive and publisher.spool.depth == 0
+        expected = {gate.payload(r)["report_id"] for r in reports}
+        assert subscriber.wait_for(lambda m: set(report_ids(m)) >= expected, 60)
+        assert not publisher.delivery_error
+    finally:
+        publisher.stop(2)
+        subscriber.close()

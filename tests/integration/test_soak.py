@@ -4,6 +4,7 @@ every window is there, the retained statuses tell the truth, threads and fds com
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from tests.conftest import shared_file
 
 THREAD_MARGIN = 3
 FD_MARGIN = 5
+# The disk fault fills a tmpfs of its own, which only root can mount (CI runs as root).
+KINDS = FAULTS if os.geteuid() == 0 else tuple(k for k in FAULTS if k != "disk")
 
 
 @pytest.mark.slow
@@ -26,9 +29,13 @@ def test_five_minute_soak_with_every_fault(tmp_path: Path) -> None:
         clip=shared_file("clips/bgslibrary_motorway_cctv_cyclist_320x240.avi"),
         target_fps=10,
         stall_s=5,
-        faults=FAULTS,  # broker, drop, freeze, broker+drop: one each
-        first_fault_s=35,
-        fault_every_s=55,
+        faults=KINDS,  # one of each kind, on a compressed schedule
+        first_fault_s=30,
+        fault_every_s=38,
+        broker_down_s=8,
+        drop_s=10,
+        freeze_s=8,
+        disk_full_s=8,
         warmup_s=30,
         thread_margin=THREAD_MARGIN,
         fd_margin=FD_MARGIN,
@@ -36,7 +43,7 @@ def test_five_minute_soak_with_every_fault(tmp_path: Path) -> None:
     summary = run_soak(options)
     print_summary(summary)  # shown by pytest when the test fails
 
-    assert [f["kind"] for f in summary["faults"]] == list(FAULTS)
+    assert [f["kind"] for f in summary["faults"]] == list(KINDS)
     delivery = summary["delivery"]
     # Two cameras, five minutes: windows a fault cut short, and each camera's first (it starts
     # mid-window), are withheld by the egress gate and audited; check_windows accounts for them.

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,22 @@ class Postgres:
             self.process, lambda: accepts(self.port), "postgres",
             lambda: self.log.read_text(errors="replace")[-2000:], self.stop, 30.0,
         )  # fmt: skip
+        self._wait_ready(30.0)
+
+    def _wait_ready(self, timeout: float) -> None:
+        """The port accepts before the server serves ("the database system is starting up")."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(f"host={HOST} port={self.port} user={self.user} dbname=postgres",
+                                connect_timeout=5).close()  # fmt: skip
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@{HOST}:{self.port}/{database}"

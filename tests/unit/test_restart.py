@@ -26,14 +26,14 @@ from edge.publish.sinks import CollectSink
 from edge.publish.state import ReportLedger, WindowStore
 from edge.runner import Runner
 from edge.schema import PublishedReport
-from edge.vision.frames import FeedHealth, Frame
-from tests.unit.test_runner import WalkersDetector
+from edge.vision.frames import Frame
+from tests.support.feeds import ScriptedFeed, WalkersDetector
 
 FPS = 2.5
 URL = "rtsp://cam.example:554/live"
 
 
-class LiveFeed:
+class LiveFeed(ScriptedFeed):
     """Frames stamped on a fake wall clock from ``start`` to ``end``, every one changed (the
     motion gate lets each through); ``finished`` once they are out, like a stop."""
 
@@ -41,27 +41,14 @@ class LiveFeed:
     fps = FPS
 
     def __init__(self, start: float, end: float) -> None:
-        self.camera_id = "door"
-        self.health = FeedHealth()
-        self.finished = False
-        self._frames = self._generate(start, end)
+        self.first, self.last = start, end
+        super().__init__("door")
 
-    def _generate(self, start: float, end: float) -> Iterator[Frame]:
+    def frames(self) -> Iterator[Frame]:
         rng = np.random.default_rng(0)
-        noise = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
-        for i in range(int((end - start) * FPS)):
-            yield Frame(self.camera_id, i, start + i / FPS, noise[i % 2])
-
-    def start(self) -> None:
-        self.health.online = True
-
-    def take(self) -> Frame | None:
-        frame = next(self._frames, None)
-        self.finished = frame is None
-        return frame
-
-    def close(self) -> None:
-        self.health.online = False
+        noise = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(2)]
+        for i in range(int((self.last - self.first) * FPS)):
+            yield Frame(self.camera_id, i, self.first + i / FPS, noise[i % 2])
 
 
 def camera(camera_id: str = "door", source: str = URL) -> CameraConfig:

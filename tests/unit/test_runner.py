@@ -5,83 +5,44 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from types import FunctionType, ModuleType
 
 import numpy as np
-import numpy.typing as npt
 
-from edge.analytics.detections import Category, Detections
+from edge.analytics.detections import Category
 from edge.config import CameraConfig, load_settings
-from edge.detect.protocol import ModelInfo
 from edge.legal.audit import AuditLog
 from edge.legal.gate import EgressGate
 from edge.legal.policy import load_policy
 from edge.runner import Runner
-from edge.vision.frames import FeedHealth, Frame
+from edge.vision.frames import Frame
+from tests.support.feeds import ScriptedFeed, WalkersDetector
 
 FPS = 25.0
-W, H = 640, 480
-COCO = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
 
 
-class WalkersDetector:
-    """Pedestrians crossing the frame left to right, a new one every ``every`` frames, each
-    in view for ``span`` frames: track ids grow without end while the scene stays the same."""
-
-    def __init__(self, every: int = 20, span: int = 100) -> None:
-        self.every, self.span, self.frame = every, span, 0
-        self.info = ModelInfo(Path("stub.onnx"), COCO, (320, 320), 1, 2100, "detect", {})
-        self.providers = ["stub"]
-
-    def detect(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
-        return [self._one() for _ in images]
-
-    def _one(self) -> Detections:
-        f, self.frame = self.frame, self.frame + 1
-        born = np.arange(max(0, f - self.span + 1) // self.every * self.every, f + 1, self.every)
-        x = (f - born) / self.span * (W + 40) - 20
-        y = 200 + (born // self.every % 5) * 50.0
-        xyxy = np.stack([x - 10, y - 40, x + 10, y + 40], axis=1).astype(np.float32)
-        n = len(born)
-        return Detections(xyxy, np.full(n, 0.9, np.float32), np.zeros(n, np.int16))
-
-
-class SyntheticFeed:
+class SyntheticFeed(ScriptedFeed):
     """``frames`` frames at 25 fps on tiny pictures: with ``busy`` of every 1000 frames
     changing (the motion gate lets them through), the others still (it keeps them from the
     detector but every ``max_skip_s``); a gap every ``gap_every`` frames."""
 
-    live = False
     fps = FPS
 
     def __init__(self, frames: int, busy: int = 1000, gap_every: int = 0) -> None:
-        self.camera_id = "synthetic"
-        self.health = FeedHealth()
-        self.finished = False
-        self._frames = self._generate(frames, busy, gap_every)
+        self.count, self.busy, self.gap_every = frames, busy, gap_every
+        super().__init__("synthetic")
 
-    def _generate(self, frames: int, busy: int, gap_every: int) -> Iterator[Frame]:
+    def frames(self) -> Iterator[Frame]:
         rng = np.random.default_rng(0)
         noise = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
-        for i in range(frames):
-            if gap_every and i and i % gap_every == 0:
+        for i in range(self.count):
+            if self.gap_every and i and i % self.gap_every == 0:
                 self.health.reconnects += 1
             self.health.frames_received += 1
-            image = noise[i % 2] if i % 1000 < busy else noise[0]
+            image = noise[i % 2] if i % 1000 < self.busy else noise[0]
             yield Frame(self.camera_id, i, i / FPS, image)
-
-    def start(self) -> None:
-        self.health.online = True
-
-    def take(self) -> Frame | None:
-        frame = next(self._frames, None)
-        self.finished = frame is None
-        return frame
-
-    def close(self) -> None:
-        self.health.online = False
 
 
 def reachable_size(root: object) -> int:

@@ -179,3 +179,28 @@ def test_the_lock_is_freed_when_its_process_is_killed(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_full_disk_keeps_claims_in_memory_and_writes_them_later(tmp_path: Path) -> None:
+    """A claim the file cannot take (disk full) is kept and still refuses a second different
+    report of that window; it reaches the file with the next claim that can be written."""
+    ledger = ReportLedger(tmp_path / "spool.sqlite")
+    real = ledger._db
+    ledger._db = FullDisk()  # type: ignore[assignment]
+    for start in (0.0, 60.0, 120.0):
+        assert ledger.claim(payload(start)) == ""
+        assert ledger.claim(payload(start, n=9)) == ALREADY_REPORTED  # refused from memory
+    ledger._db = real
+    assert ledger.claim(payload(600.0)) == ""
+    ledger.close()
+    reopened = ReportLedger(tmp_path / "spool.sqlite")
+    for start in (0.0, 60.0, 120.0):  # the remembered claims reached the file
+        assert reopened.claim(payload(start, n=9)) == ALREADY_REPORTED
+    reopened.close()
+
+
+class FullDisk:
+    """A connection on a full disk: every statement fails as SQLite says it then."""
+
+    def execute(self, *args: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
