@@ -4,11 +4,12 @@
 any size, nesting deep enough to end in ``RecursionError``, anchors and aliases that expand
 exponentially ("billion laughs"), and a repeated key silently replaces the first. ``read_yaml``
 reads at most ``MAX_BYTES`` of strict UTF-8 (no byte order mark, no UTF-16) and refuses, while
-it composes: anchors and aliases outright (these files never need them, so nothing is ever
-expanded), explicit tags (``!!binary``, ``!!set``, or ``!!int`` on a word, on which PyYAML's
+it composes: explicit tags (``!!binary``, ``!!set``, or ``!!int`` on a word, on which PyYAML's
 constructors fail with any exception), merge keys, nesting deeper than ``MAX_DEPTH`` and
-duplicate keys. Every failure is one ``ConfigError`` line naming the file and, where known, the
-line and column.
+duplicate keys; then, before anything is built, a document whose anchors and aliases would
+expand to more than ``MAX_VALUES`` values, or refer to themselves. Aliases within that budget
+are fine: PyYAML writes them for any object a generated file repeats. Every failure is one
+``ConfigError`` line naming the file and, where known, the line and column.
 
 ``number_problems`` then refuses what YAML parses but a number field must not take: NaN and
 infinities anywhere, and ``true``/``false`` where a model field expects a number (pydantic's lax
@@ -26,12 +27,13 @@ from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from edge.errors import ConfigError
 
 MAX_BYTES: Final = 256 << 10  # 100 cameras is ~15 KiB; 1 MiB (10,000) took 48 s to validate
 MAX_DEPTH: Final = 32  # the deepest real file nests 6 levels
+MAX_VALUES: Final = 100_000  # values once aliases are expanded: more than 256 KiB can spell out
 
 _BOMS: Final = (
     (b"\xef\xbb\xbf", "a UTF-8 byte order mark"),
@@ -50,8 +52,8 @@ class _Refused(yaml.YAMLError):
 
 
 class _LimitedLoader(yaml.SafeLoader):
-    """``SafeLoader`` that refuses anchors, aliases, deep nesting and repeated keys while it
-    composes, so none of them costs more than reading up to that point."""
+    """``SafeLoader`` that refuses tags, deep nesting and repeated keys while it composes, so
+    none of them costs more than reading up to that point."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -59,17 +61,9 @@ class _LimitedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(
-                f"alias '*{event.anchor}' refused (anchors and aliases are not allowed here)",
-                event.start_mark,
-            )
-        anchor = getattr(event, "anchor", None)
-        if anchor is not None:
-            raise _Refused(
-                f"anchor '&{anchor}' refused (anchors and aliases are not allowed here)",
-                event.start_mark,
-            )
+        if isinstance(event, yaml.AliasEvent):  # the node composed already; counted below
+            node: Node | None = super().compose_node(parent, index)
+            return node
         tag = getattr(event, "tag", None)
         if tag is not None:  # !!binary, !!set, !!python/..., and !!int on text that is none
             shown = tag.replace("tag:yaml.org,2002:", "!!")
@@ -78,8 +72,8 @@ class _LimitedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-            node: Node | None = super().compose_node(parent, index)
-            return node
+            composed: Node | None = super().compose_node(parent, index)
+            return composed
         finally:
             self._depth -= 1
 
@@ -150,9 +144,37 @@ def read_yaml(path: Path, what: str = "file") -> Any:
 def _load(text: str) -> Any:
     loader = _LimitedLoader(text)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is not None:
+            _expanded(node, {}, set())
+        return None if node is None else loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _expanded(node: Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is spelt out, each shared node
+    counted once per use but computed once ("billion laughs" costs nothing to measure)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _Refused("an alias refers to the node that holds it", node.start_mark)
+    open_nodes.add(key)
+    if isinstance(node, MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    size = 1 + sum(_expanded(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    if size > MAX_VALUES:
+        raise _Refused(
+            f"anchors and aliases expand to more than {MAX_VALUES:,} values", node.start_mark
+        )
+    sizes[key] = size
+    return size
 
 
 def number_problems(model: type[BaseModel], data: Any, prefix: str = "") -> list[str]:
