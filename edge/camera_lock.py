@@ -17,9 +17,10 @@ import hashlib
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from edge.errors import EdgeError
@@ -72,21 +73,23 @@ def _holder(name: bytes) -> int | None:
         probe.close()
 
 
-class CameraLocks:
-    """Held while the run lasts: ``with CameraLocks([(id, source), ...]):``."""
+_L = TypeVar("_L", bound="_Locks")
 
-    def __init__(self, cameras: Sequence[tuple[str, str]]) -> None:
+
+class _Locks:
+    """Abstract sockets held while the run lasts; released by ``release`` or on exit."""
+
+    def __init__(self, wanted: Iterable[tuple[bytes, str, str, str]]) -> None:
+        """``wanted``: (name, what it locks, and the busy message before and after the holder)."""
         self._sockets: list[socket.socket] = []
         try:
-            for camera_id, source in cameras:
-                stream = normalised_source(source)
-                for kind, value in (("id", camera_id), ("stream", stream)):
-                    self._take(_name(kind, value), camera_id, source, kind)
+            for name, what, before, after in wanted:
+                self._take(name, what, before, after)
         except BaseException:
             self.release()
             raise
 
-    def _take(self, name: bytes, camera_id: str, source: str, kind: str) -> None:
+    def _take(self, name: bytes, what: str, before: str, after: str) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(name)
@@ -94,14 +97,10 @@ class CameraLocks:
         except OSError as err:
             sock.close()
             if err.errno != errno.EADDRINUSE:
-                raise CameraBusy(f"camera '{camera_id}': cannot take its lock ({err})") from err
+                raise CameraBusy(f"{what}: cannot take its lock ({err})") from err
             pid = _holder(name)
             holder = f"process {pid}" if pid is not None else "another process"
-            what = "camera id" if kind == "id" else f"stream {redact(source)}"
-            raise CameraBusy(
-                f"camera '{camera_id}': its {what} is already run by {holder} on this box;"
-                " one process per camera"
-            ) from None
+            raise CameraBusy(f"{before} {holder} {after}") from None
         os.set_inheritable(sock.fileno(), False)
         self._sockets.append(sock)
 
@@ -110,7 +109,7 @@ class CameraLocks:
             sock.close()
         self._sockets.clear()
 
-    def __enter__(self) -> CameraLocks:
+    def __enter__(self: _L) -> _L:
         return self
 
     def __exit__(
@@ -119,34 +118,38 @@ class CameraLocks:
         self.release()
 
 
-class FileLocks(CameraLocks):
+class CameraLocks(_Locks):
+    """One process per camera, by id and by stream: ``with CameraLocks([(id, source), ...]):``."""
+
+    def __init__(self, cameras: Sequence[tuple[str, str]]) -> None:
+        super().__init__(
+            (
+                _name(kind, value),
+                f"camera '{camera_id}'",
+                f"camera '{camera_id}': its {what} is already run by",
+                "on this box; one process per camera",
+            )
+            for camera_id, source in cameras
+            for kind, value, what in (
+                ("id", camera_id, "camera id"),
+                ("stream", normalised_source(source), f"stream {redact(source)}"),
+            )
+        )
+
+
+class FileLocks(_Locks):
     """One process per spool file and per audit log: the same abstract sockets, keyed by the
     resolved path. Not ``fcntl`` locks on the files: SQLite takes and drops its own POSIX locks
     on the spool, and closing any descriptor of a file drops every POSIX lock the process holds
     on it. ``with FileLocks([("spool", path), ("audit log", path)]):``."""
 
     def __init__(self, files: Sequence[tuple[str, Path]]) -> None:
-        self._sockets = []
-        try:
-            for what, path in files:
-                self._take_file(_name(f"file:{what}", str(path.resolve())), what, path)
-        except BaseException:
-            self.release()
-            raise
-
-    def _take_file(self, name: bytes, what: str, path: Path) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(name)
-            sock.listen(1)
-        except OSError as err:
-            sock.close()
-            if err.errno != errno.EADDRINUSE:
-                raise CameraBusy(f"{what} {path}: cannot take its lock ({err})") from err
-            pid = _holder(name)
-            holder = f"process {pid}" if pid is not None else "another process"
-            raise CameraBusy(
-                f"{what} {path} is already used by {holder} on this box; one 'edge run' per {what}"
-            ) from None
-        os.set_inheritable(sock.fileno(), False)
-        self._sockets.append(sock)
+        super().__init__(
+            (
+                _name(f"file:{what}", str(path.resolve())),
+                f"{what} {path}",
+                f"{what} {path} is already used by",
+                f"on this box; one 'edge run' per {what}",
+            )
+            for what, path in files
+        )
