@@ -1,6 +1,6 @@
 """Command line: ``edge count``, ``edge run``, ``edge bench``, ``edge policy check|show``,
 ``edge notice``, ``edge audit verify``, ``edge config validate|schema``,
-``edge models info|approve|revoke|quantize``, ``edge health``, ``edge dashboard``.
+``edge models info|approve|revoke|quantize|batch``, ``edge health``, ``edge dashboard``.
 
 Logging is configured here and nowhere else. Errors of ours print as one line each and exit 2;
 a refusal by the legal gate exits 3, each reason on its own line; ``--debug`` adds the traceback.
@@ -74,7 +74,8 @@ def cmd_models_info(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for key in ("file", "sha256", "task", "input_size", "batch", "classes", "candidates"):
-        print(f"{key:<11} {report[key]}")
+        value = "dynamic" if key == "batch" and report[key] is None else report[key]
+        print(f"{key:<11} {value}")
     for key, value in sorted(meta.items()):
         print(f"  {key:<12} {value}")
     print(
@@ -121,6 +122,23 @@ def cmd_models_quantize(args: argparse.Namespace) -> int:
         f"{report.excluded_nodes} box-decoding nodes left in float32, calibrated on "
         f"{report.calibration_frames} frames of {args.clip.name}, {report.size_before / mb:.1f}"
         f" -> {report.size_after / mb:.1f} MB in {report.seconds:.0f} s"
+    )
+    return 0
+
+
+def cmd_models_batch(args: argparse.Namespace) -> int:
+    """A copy with a dynamic batch axis, written only if it reproduces the original's outputs."""
+    from edge.detect.batch import make_batch_dynamic
+
+    report = make_batch_dynamic(args.path, args.out)
+    for change in report.changes:
+        print(f"  {change}")
+    batches = ", ".join(map(str, report.batches))
+    print(
+        f"{report.output}: batch axis dynamic ('batch'), {len(report.changes)} changes; outputs "
+        f"at batch {batches} equal the original's within {report.max_abs_diff:.3g} "
+        f"({report.max_rel_diff:.1e} of the output scale) in {report.seconds:.1f} s; "
+        "a new file: 'edge models approve' it before it runs here"
     )
     return 0
 
@@ -531,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=cmd_audit_verify)
 
-    models = commands.add_parser("models", help="inspect, approve and quantize model files")
+    models = commands.add_parser("models", help="inspect, approve, quantize and batch model files")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     info = models_commands.add_parser(
         "info", help="metadata, sha256, manifest entry and whether the gate lets it run"
@@ -560,6 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("-o", "--output", type=Path, help="default: MODEL_int8_static.onnx")
     quantize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     quantize.set_defaults(func=cmd_models_quantize)
+    batch = models_commands.add_parser(
+        "batch", help="copy with a dynamic batch axis, checked against the original's outputs"
+    )
+    batch.add_argument("path", type=Path, help="YOLO ONNX model exported with batch 1")
+    batch.add_argument("-o", "--out", type=Path, required=True, help="the new model file")
+    batch.set_defaults(func=cmd_models_batch)
 
     bench = commands.add_parser(
         "bench", help="speed, memory and counts against the detector limit and Ultralytics"

@@ -54,7 +54,7 @@ MAX_COORDINATE: Final = 100_000.0  # pixels; far beyond any sensor, far below fl
 Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE, allow_inf_nan=False)]
 """A point's x or y in frame pixels: finite and bounded, so geometry never overflows."""
 Point = tuple[Coordinate, Coordinate]
-Provider = Literal["cpu", "cuda", "tensorrt"]  # ONNX Runtime execution providers we support
+Provider = Literal["cpu", "cuda", "tensorrt", "openvino"]  # ONNX Runtime execution providers
 SHARED_MODEL_DIR = Path("../shared/models")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the checkout or install: policies/, models/
 
@@ -95,7 +95,7 @@ class LineConfig(Section):
     end: Point
     anchor: Anchor = "bottom_center"
     hysteresis: float = Field(
-        default=0.2,
+        default=0.3,
         ge=0,
         le=1,
         description="Dead band each side of the line, as a fraction of the box's extent across "
@@ -196,7 +196,8 @@ class CameraConfig(Section):
 
 class DetectorConfig(Section):
     """The YOLO ONNX file and how ONNX Runtime runs it; ``device_id`` serves ``cuda`` and
-    ``tensorrt``, ``fp16`` and ``engine_cache`` only ``tensorrt``."""
+    ``tensorrt``, ``fp16`` and ``engine_cache`` only ``tensorrt``, ``openvino_device`` only
+    ``openvino``."""
 
     model: Path = Field(
         default=Path("yolo11n.onnx"),
@@ -208,7 +209,8 @@ class DetectorConfig(Section):
         default=["cpu"],
         min_length=1,
         description="In order of preference; unavailable ones are skipped with a warning, CPU "
-        "ends the list. With tensorrt, CUDA runs the nodes TensorRT cannot.",
+        "ends the list. With tensorrt, CUDA runs the nodes TensorRT cannot. openvino needs "
+        "the onnxruntime-openvino wheel instead of onnxruntime.",
     )
     threads: int | None = Field(default=None, ge=1, le=64, description="ORT intra-op threads.")
     max_detections: int = Field(default=300, ge=1, le=3000)
@@ -220,6 +222,21 @@ class DetectorConfig(Section):
         "builds at every start.",
     )
     device_id: int = Field(default=0, ge=0, le=15, description="GPU for cuda and tensorrt.")
+    region_margin: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Detect only on the rectangle around a camera's lines and zones, grown by "
+        "this fraction of the frame's larger side (edge.detect.roi): the model sees that region "
+        "at a higher resolution and nothing outside it. Used when the region is at most 60 % "
+        "of the frame; null (the default) always detects on the whole frame. Objects cut by "
+        "the rectangle's edge are detected worse: give a margin of at least an object's size.",
+    )
+    openvino_device: str = Field(
+        default="CPU",
+        pattern=r"^(CPU|NPU|GPU(\.[0-9]+)?|(AUTO|HETERO|MULTI):[A-Z0-9.,]+)$",
+        description="OpenVINO device_type: CPU, GPU, GPU.1, NPU, or e.g. AUTO:GPU,CPU.",
+    )
 
 
 class WindowConfig(Section):

@@ -42,6 +42,7 @@ from edge.analytics.pipeline import STAGES, CameraPipeline
 from edge.camera_lock import normalised_source
 from edge.config import CameraConfig, Settings
 from edge.detect.protocol import Detector
+from edge.detect.roi import Region, region_of_interest
 from edge.errors import ConfigError, DisclosureRefused, PolicyViolation, PublishError
 from edge.figures import Recent, StageTimes
 from edge.legal.gate import EgressGate
@@ -177,6 +178,8 @@ class _Camera:
             zone_names=[zone.name for zone in camera.zones],
             times=self.pipeline.times,
         )
+        self.margin = settings.detector.region_margin
+        self.region: Region | None = None  # what the detector sees, set at the first frame
         self.taken = 0
         self.gaps_seen = 0
         self.first_timestamp: float | None = None
@@ -308,6 +311,8 @@ class Runner:
                     if cam.feed.live:  # a recording's was checked when it opened (edge.app)
                         cam.camera.check_fits(size, f"cameras[{self.cameras.index(cam)}]")
                     self.gate.check_frame(cam.camera, size)
+                    if cam.margin is not None:
+                        cam.region = region_of_interest(cam.camera, size, cam.margin)
                 cam.taken += 1
                 if cam.taken == self.max_frames:
                     active.remove(cam)
@@ -330,9 +335,12 @@ class Runner:
     def _detect(self, due: list[tuple[_Camera, Frame]]) -> None:
         started = time.time()
         t0 = time.perf_counter()
-        found = self.detector.detect([frame.image for _, frame in due])
+        images = [cam.region.crop(f.image) if cam.region else f.image for cam, f in due]
+        found = self.detector.detect(images)
         per_frame_ms = (time.perf_counter() - t0) * 1e3 / len(due)
         for (cam, frame), detections in zip(due, found, strict=True):
+            if cam.region:
+                detections = cam.region.to_frame(detections)
             cam.pipeline.times["detect"].add(per_frame_ms)
             if cam.feed.live:
                 cam.result.age_ms.add(max(started - frame.timestamp, 0.0) * 1e3)

@@ -124,6 +124,19 @@ def segments_intersect(
     return np.asarray(moved & (proper | a_on | b_on | p0_on | p1_on))
 
 
+def distance_to_segments(
+    points: npt.ArrayLike, starts: npt.ArrayLike, ends: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Euclidean distance from each point to each segment start[j] -> end[j], float64 (N, M)."""
+    p = _points("points", points, 2)[:, None, :]
+    a = _points("starts", starts, 2)[None, :, :]
+    ab = _points("ends", ends, 2)[None, :, :] - a
+    length2 = np.maximum((ab**2).sum(axis=2), 1e-12)
+    t = np.clip(((p - a) * ab).sum(axis=2) / length2, 0.0, 1.0)
+    closest = a + t[:, :, None] * ab
+    return np.asarray(np.hypot(*(p - closest).transpose(2, 0, 1)), dtype=np.float64)
+
+
 def points_in_polygon(points: npt.ArrayLike, polygon: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Whether each point lies inside the polygon, bool (N,), by even-odd ray casting.
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from edge.analytics.aggregate import CountReport, WindowAggregator
 from edge.analytics.counting import CountEvent, LineCounter, zone_occupancy
 from edge.analytics.detections import CATEGORIES, Detections
+from edge.analytics.geometry import anchor_points, distance_to_segments
 from edge.analytics.riders import RiderAssociation
 from edge.analytics.track import ByteTracker, Tracks
 from edge.config import CameraConfig, Settings
@@ -46,7 +47,8 @@ class CameraPipeline:
         self.zone_min_objects = zone_min_objects
         self.tracker = ByteTracker(settings.tracker)
         self.riders = RiderAssociation(settings.riders)
-        self.lines = [LineCounter(line, settings.tracker.lost_seconds) for line in camera.lines]
+        lost, gate = settings.tracker.lost_seconds, settings.tracker.stitch_gate
+        self.lines = [LineCounter(line, lost, gate) for line in camera.lines]
         self.aggregator = WindowAggregator(
             camera.id,
             [line.name for line in camera.lines],
@@ -54,6 +56,12 @@ class CameraPipeline:
             settings.window.seconds,
         )
         self.motion = MotionGate(settings.motion)
+        idle = settings.motion.idle_fps
+        # 10 % short of the period: frames that arrive exactly at the idle rate (a camera at
+        # 5 fps, timestamps with rounding) are all detected, not every other one.
+        self._idle_period = 0.9 / idle if settings.motion.enabled and idle else 0.0
+        self._detected_at = -math.inf
+        self._edges = _edges(camera)
         self._occupancy = {zone.name: np.zeros(len(CATEGORIES), np.int64) for zone in camera.zones}
         self.times = StageTimes(STAGES)
         # The open window's passages object by object (track id -> cell -> passages), only to
@@ -65,15 +73,44 @@ class CameraPipeline:
 
     def process(self, timestamp: float, detections: Detections) -> list[CountReport]:
         """One frame's detections; returns the reports of any windows that closed."""
+        _, events = self.observe(timestamp, detections)
+        return self.times.timed("aggregate", self._aggregate, timestamp, events)
+
+    def observe(self, timestamp: float, detections: Detections) -> tuple[Tracks, list[CountEvent]]:
+        """Track, pair riders and count one frame: the tracks (ids in memory only) and the
+        passages. ``process`` is this plus the windows; the tracking evaluation replays this."""
         timed = self.times.timed
         tracks = timed("track", self.tracker.update, detections, timestamp)
         tracks = timed("riders", self.riders.update, tracks)
         events, self._occupancy = timed("count", self._count, tracks, timestamp)
-        return timed("aggregate", self._aggregate, timestamp, events)
+        return tracks, events
 
     def needs_detection(self, frame: Frame) -> bool:
-        """The motion gate's word, overruled while a new track waits for its confirmation."""
-        return self.motion.changed(frame.image, frame.timestamp, force=not self.tracker.settled)
+        """Whether this frame goes to the detector: always while a new track waits for its
+        confirmation; when the motion gate sees a change, every frame while a track is near a
+        line or a zone's edge, else at most ``motion.idle_fps`` times a second."""
+        t = frame.timestamp
+        confirming = not self.tracker.settled
+        idle = self._idle_period and t - self._detected_at < self._idle_period
+        if idle and not confirming and not self._near_a_figure(t):
+            return False
+        detect = self.motion.changed(frame.image, t, force=confirming)
+        if detect:
+            self._detected_at = t
+        return detect
+
+    def _near_a_figure(self, timestamp: float) -> bool:
+        """A confirmed track whose predicted anchor lies within its box height, plus the way it
+        covers in one idle period, of a line or a zone's edge."""
+        if not self._idle_period or len(self._edges[0]) == 0:
+            return False
+        box, speed = self.tracker.predicted(timestamp)
+        if len(box) == 0:
+            return False
+        margin = (box[:, 3] - box[:, 1]) + speed * self._idle_period
+        anchors = anchor_points(box, "bottom_center")
+        distance = distance_to_segments(anchors, *self._edges)
+        return bool((distance.min(axis=1) <= margin).any())
 
     def unchanged(self, timestamp: float) -> list[CountReport]:
         """A frame the motion gate skipped: the scene is the last detected one, so the zones
@@ -102,10 +139,10 @@ class CameraPipeline:
         self, tracks: Tracks, timestamp: float
     ) -> tuple[list[CountEvent], dict[str, npt.NDArray[np.int64]]]:
         events = []
+        self._passers = []
         for counter in self.lines:
-            passages = counter.update(tracks, timestamp)
+            events += counter.update(tracks, timestamp)
             self._passers += counter.passers
-            events += passages
         k = self.zone_min_objects
         occupancy = {}
         for zone in self.camera.zones:
@@ -120,8 +157,20 @@ class CameraPipeline:
 
     def reset(self) -> None:
         """Across a gap in the stream: forget every track (ids keep increasing), keep windows."""
+        self._detected_at = -math.inf
         self.tracker.reset()
         self.riders.reset()
         self.motion.reset()
         for counter in self.lines:
             counter.reset()
+
+
+def _edges(camera: CameraConfig) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(starts, ends) of every line and every zone edge of a camera, (M, 2) each."""
+    segments = [(line.start, line.end) for line in camera.lines]
+    for zone in camera.zones:
+        points = zone.points
+        segments += list(zip(points, points[1:] + points[:1], strict=True))
+    starts = np.array([a for a, _ in segments], np.float64).reshape(-1, 2)
+    ends = np.array([b for _, b in segments], np.float64).reshape(-1, 2)
+    return starts, ends

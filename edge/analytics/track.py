@@ -2,26 +2,28 @@
 
 Per frame: expire tracks unseen for longer than ``lost_seconds``, predict every remaining track
 to the frame's timestamp with a constant-velocity Kalman filter on (cx, cy, w, h), then associate
-by IoU of the predicted box in two stages (ByteTrack): confident detections against every track,
-then the leftover less confident detections (typically partly occluded objects) against tracks
-that were matched in the previous frame. Association never crosses categories (pedestrian, bike,
-vehicle), so a car that the detector calls a truck for a frame keeps its track while a person is
-never glued onto a bicycle box. Unmatched confident detections start tentative tracks, which are
-output once matched ``min_hits`` times.
+in three stages: by IoU of the predicted box, confident detections against every track (stage
+1), then the leftover less confident detections (typically partly occluded objects) against
+tracks that were matched in the previous frame (stage 2, ByteTrack's); finally the confident
+leftovers against every leftover track by predicted position, gated by the filter's own
+uncertainty (stage 3). A box more than 1.5x taller or shorter than the track's never extends
+it. Association never crosses categories (pedestrian, bike, vehicle), so a car that the
+detector calls a truck for a frame keeps its track while a person is never glued onto a
+bicycle box. Unmatched confident detections start tentative tracks, which are output once
+matched ``min_hits`` times. Motion only: nothing of anyone's appearance is ever compared.
 
 Time, not frames: the filter uses the real time step between timestamps and tracks expire after
 ``lost_seconds``, so the same configuration behaves alike at 25 fps, at a 5 fps detector rate and
 with irregular frame spacing (dropped frames just make a longer step).
 
 At 5 fps an object moves five times further between detections than at 25 fps. Once a track has
-two observations its velocity is known and association uses the box predicted for the new
-timestamp, so its overlap with the new detection stays high at any steady speed. The weak spot
-is the second observation of a new track, which can only be matched by raw overlap with the
-first box: with the default ``match_iou`` of 0.2 a same-size box may move up to 2/3 of its own
-size between detections. A walking pedestrian (about 1.4 m/s, a box some 0.5 m wide) moves
-about half that at 5 fps; a car crossing the view side-on at 50 km/h moves about 60 % of its
-length, near the limit, and a faster or closer one needs a higher detector rate. Abrupt turns
-and stops at low rates cost overlap too, which is why ``match_iou`` is low.
+two observations its velocity is known and the box predicted for the new timestamp overlaps the
+new detection at any steady speed. A new track's second observation has only the first box to
+overlap with: a car crossing the view side-on at 50 km/h moves some 60 % of its length between
+detections at 5 fps, and a faster or closer one does not overlap at all. Stage 3 takes those:
+an unknown velocity means a wide gate (the filter starts with a velocity uncertainty of two box
+sizes per second), which narrows as the track's velocity is learnt. The same stage catches an
+object back from behind an occluder away from where its track coasted to.
 
 Ids are per tracker instance, start at 1 and are never reused, not even after ``reset()``.
 They are in-memory only and must not be logged or published.
@@ -50,6 +52,7 @@ _VELOCITY_RATE_STD = (1.0, 1.0, 0.25, 0.25)  # per second per sqrt(second)
 _INITIAL_POSITION_STD = 0.1
 _INITIAL_VELOCITY_STD = (2.0, 2.0, 0.5, 0.5)  # per second: unknown at birth, let data decide
 _MIN_SIZE = 1.0  # pixels; a predicted box never shrinks below this
+_MAX_HEIGHT_RATIO = 1.5  # see _alike
 
 
 class TrackerConfig(BaseModel):
@@ -80,6 +83,20 @@ class TrackerConfig(BaseModel):
     min_hits (2): matched detections before a track is output. One spurious detection never
         becomes a track; the cost is one detector frame of delay, and the first frame is not
         lost to counting since a line or zone needs two positions anyway.
+    motion_gate (20): the third association stage's gate, a squared Mahalanobis distance
+        between a leftover confident detection's centre and a leftover track's predicted
+        centre under the filter's own uncertainty; 0 turns the stage off. It catches what
+        overlap cannot: a new track's second observation, a fast object at a low detector
+        rate, an object back from behind an occluder. The gate widens by itself with the time
+        since the last observation and shrinks as the velocity is learnt; a height more than
+        1.5x off never matches. 9.21 would hold 99 % of a 2-D Gaussian, but the filter's noise
+        model is rough: 20 won the leave-one-sequence-out choice (tracking_eval.py --tune).
+    smooth_boxes (True, chosen the same way): output the filter's box for a matched track
+        rather than the raw detection, so the anchor the counters use does not jump with the
+        detector's noise.
+    stitch_gate (0.5, chosen the same way): used by the line counters, not here: a new track
+        whose first anchor lies within this many box heights of where a track lost moments
+        ago would be now is taken for it (``edge.analytics.counting``); 0 turns it off.
     duplicate_iou (0.7): an unmatched detection overlapping a detection already matched this
         frame (or a new track started this frame) of the same category by more than this does
         not start a track. Detectors run NMS per class, so one vehicle often yields both a
@@ -97,6 +114,9 @@ class TrackerConfig(BaseModel):
     lost_seconds: float = Field(default=1.0, ge=0, le=60)
     min_hits: int = Field(default=2, ge=1, le=30)
     duplicate_iou: float = Field(default=0.7, gt=0, le=1)
+    motion_gate: float = Field(default=20.0, ge=0, le=100)
+    smooth_boxes: bool = True
+    stitch_gate: float = Field(default=0.5, ge=0, le=5)
 
     @model_validator(mode="after")
     def _ordered(self) -> TrackerConfig:
@@ -112,8 +132,9 @@ class TrackerConfig(BaseModel):
 class Tracks:
     """Confirmed tracks matched to a detection in one frame, column-oriented, ordered by id.
 
-    xyxy: float32 (M, 4), the matched detection box of this frame (the real observation, not the
-        Kalman estimate), frame pixels, x right, y down.
+    xyxy: float32 (M, 4), the track's box in this frame: the filter's estimate after the
+        matched detection (``smooth_boxes``) or that detection itself, frame pixels, x right,
+        y down.
     track_id: int64 (M,), in-memory ids of one tracker instance, never reused.
     class_id: int16 (M,), the track's COCO class: confidence-weighted majority vote over its
         matched detections, so label flicker (car/truck) does not change it frame to frame.
@@ -186,6 +207,20 @@ def _size4(cxcywh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.tile(np.maximum(cxcywh[:, 2:4], _MIN_SIZE), 2)
 
 
+def _alike(
+    tracks: npt.NDArray[np.floating], detections: npt.NDArray[np.floating]
+) -> npt.NDArray[np.bool_]:
+    """Pairs (tracks x detections, xyxy) whose heights differ by less than ``_MAX_HEIGHT_RATIO``.
+
+    A box that overlaps the prediction but is far taller or shorter is another object, two
+    merged ones, or a part of this one (legs hidden): all of them move the anchor the counters
+    use by much more than the object moved, so they never extend a track."""
+    th = np.maximum(tracks[:, 3] - tracks[:, 1], _MIN_SIZE)
+    dh = np.maximum(detections[:, 3] - detections[:, 1], _MIN_SIZE)
+    ratio = dh[None, :] / th[:, None]
+    return (ratio < _MAX_HEIGHT_RATIO) & (ratio > 1 / _MAX_HEIGHT_RATIO)
+
+
 def _assign(
     iou: npt.NDArray[np.float32], allowed: npt.NDArray[np.bool_], threshold: float
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -238,6 +273,17 @@ class ByteTracker:
         """No tentative track waits for its confirming detection in the next frame."""
         return bool(self._confirmed.all())
 
+    def predicted(
+        self, timestamp: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Confirmed tracks' boxes (xyxy) carried to ``timestamp`` and their speeds in pixels
+        per second, without changing any state: where the detection schedule looks."""
+        rows = np.flatnonzero(self._confirmed)
+        dt = max(timestamp - self._time, 0.0) if self._time is not None else 0.0
+        mean = self._mean[rows]
+        box = _to_xyxy(mean[:, :4] + mean[:, 4:] * dt)
+        return box, np.hypot(mean[:, 4], mean[:, 5])
+
     def update(self, detections: Detections, timestamp: float) -> Tracks:
         """Advance to ``timestamp`` (seconds, non-decreasing) and associate ``detections``.
 
@@ -264,7 +310,8 @@ class ByteTracker:
         hi = np.flatnonzero(high)
         if n_tracks and len(hi):
             iou = box_iou(predicted, xyxy[hi])
-            rows, cols = _assign(iou, self._category[:, None] == category[hi], cfg.match_iou)
+            allowed = (self._category[:, None] == category[hi]) & _alike(predicted, xyxy[hi])
+            rows, cols = _assign(iou, allowed, cfg.match_iou)
             matched[rows] = hi[cols]
 
         # Stage 2: the rest against confirmed tracks matched in the previous frame. A coasting
@@ -273,9 +320,20 @@ class ByteTracker:
         lo = np.flatnonzero(~high)
         if len(pool) and len(lo):
             iou = box_iou(predicted[pool], xyxy[lo])
-            allowed = self._category[pool, None] == category[lo]
+            allowed = (self._category[pool, None] == category[lo]) & _alike(
+                predicted[pool], xyxy[lo]
+            )
             rows, cols = _assign(iou, allowed, cfg.low_match_iou)
             matched[pool[rows]] = lo[cols]
+
+        # Stage 3: confident leftovers against every leftover track, by predicted position.
+        pool = np.flatnonzero(matched < 0)
+        rest = hi[~np.isin(hi, matched)]
+        if cfg.motion_gate > 0 and len(pool) and len(rest):
+            score = self._motion_score(pool, _to_cxcywh(xyxy[rest]))
+            score[self._category[pool, None] != category[rest]] = 0.0
+            rows, cols = max_weight_matching(score)
+            matched[pool[rows]] = rest[cols]
 
         hit = np.flatnonzero(matched >= 0)
         hit_det = matched[hit]
@@ -288,6 +346,7 @@ class ByteTracker:
 
         out_tracks = np.flatnonzero(self._matched & self._confirmed)
         out_dets = matched[out_tracks]
+        filtered = _to_xyxy(self._mean[out_tracks, :4])
         out_ids = self._ids[out_tracks]
         out_cls = COUNTED_CLASS_IDS[np.argmax(self._votes[out_tracks], axis=1)]
 
@@ -304,8 +363,11 @@ class ByteTracker:
 
         if len(out_ids) == 0:
             return Tracks.empty()
+        boxes = xyxy[out_dets]
+        if cfg.smooth_boxes and len(filtered):
+            boxes = np.concatenate([filtered, boxes[len(filtered) :]])
         return Tracks(
-            np.ascontiguousarray(xyxy[out_dets], dtype=np.float32),
+            np.ascontiguousarray(boxes, dtype=np.float32),
             out_ids.astype(np.int64),
             out_cls.astype(np.int16),
             np.ascontiguousarray(conf[out_dets], dtype=np.float32),
@@ -369,6 +431,25 @@ class ByteTracker:
         diag = np.arange(8)
         cov[:, diag, diag] += np.concatenate([q_pos, q_vel], axis=1)
         self._cov = cov
+
+    def _motion_score(
+        self, rows: npt.NDArray[np.intp], centres: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Association weights (tracks ``rows`` x detections) from the squared Mahalanobis
+        distance of the centres under each track's predicted covariance: positive inside the
+        gate, closer is higher, 0 outside it or for a height ratio beyond 1.5."""
+        mean = self._mean[rows]
+        r = (_MEASUREMENT_STD * _size4(mean[:, :4])[:, :2]) ** 2
+        s = self._cov[rows][:, :2, :2].copy()
+        s[:, 0, 0] += r[:, 0]
+        s[:, 1, 1] += r[:, 1]
+        inv = np.linalg.inv(s)  # (k, 2, 2)
+        d = centres[None, :, :2] - mean[:, None, :2]  # (k, n, 2)
+        d2 = np.einsum("kni,kij,knj->kn", d, inv, d)
+        ratio = centres[None, :, 3] / np.maximum(mean[:, None, 3], _MIN_SIZE)
+        ok = (d2 < self.config.motion_gate) & (ratio < _MAX_HEIGHT_RATIO)
+        ok &= ratio > 1 / _MAX_HEIGHT_RATIO
+        return np.where(ok, 1.0 - d2 / self.config.motion_gate, 0.0)
 
     def _correct(self, rows: npt.NDArray[np.intp], z: npt.NDArray[np.float64]) -> None:
         """Kalman update of tracks ``rows`` with measured boxes ``z`` (k, 4) cx, cy, w, h."""

@@ -23,14 +23,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge import __version__
 from edge.config import DashboardConfig
-from edge.dashboard import queries
+from edge.dashboard import comptage, queries
 from edge.dashboard.ingest import IngestCounters
 from edge.dashboard.queries import BUCKETS, Bucket, CountRow, Selection
 from edge.schema import CATEGORY_NAMES, DIRECTIONS, NAME_PATTERN, CategoryName, Direction
@@ -42,6 +43,7 @@ LAST_MOMENT = int(dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc).timestamp())
 # Site, camera and line names are slugs (edge.schema.NAME_PATTERN): anything else matches
 # nothing, and a NUL byte or 10,000 characters would only reach the database to be refused.
 NameQuery = Annotated[str | None, Query(max_length=32, pattern=NAME_PATTERN)]
+MAX_POSITIONS = 1000  # cameras placed in one national-format export
 
 
 def parse_moment(name: str, value: str | None, tz: ZoneInfo, default: float) -> int:
@@ -229,6 +231,40 @@ def create_app(
             headers=_attachment(s, "csv"),
         )  # fmt: skip
 
+    @app.get("/api/comptage.zip", tags=["exports"], dependencies=guard)
+    def comptage_zip(
+        s: Selected,
+        position: Annotated[
+            list[Annotated[str, Field(max_length=100)]] | None,
+            Query(
+                max_length=MAX_POSITIONS,
+                description="SITE.CAMERA:LONGITUDE,LATITUDE (WGS84), one per camera exported: "
+                "the national schema requires coordinates and the boxes never publish them",
+            ),
+        ] = None,
+    ) -> Response:
+        """The same counts as /api/counts.csv in the French national mobility-counting format
+        (schéma comptage mobilités 0.2.3 of transport.data.gouv.fr): a ZIP of sites.csv,
+        channels.csv, measures.csv, their Table Schemas and a datapackage.json with the
+        licence. Lines only; one measure per channel and bucket (15min, hour or day)."""
+        positions = _positions(position or [])
+        rows = queries.counts(engine, s)
+        missing = comptage.missing_positions(rows, positions)
+        if missing:
+            raise HTTPException(
+                422,
+                "position: the national schema requires each site's coordinates; give "
+                f"position=SITE.CAMERA:LONGITUDE,LATITUDE for {', '.join(missing)}",
+            )
+        spans = comptage.camera_spans(queries.sites(engine))
+        created = iso_local(int(time.time()), s.tz)
+        descriptor = comptage.datapackage(config.title, licence, created)
+        body = comptage.package(
+            rows, s, positions, spans, licence, descriptor, lambda m: iso_local(m, s.tz)
+        )
+        headers = _attachment(s, "zip", prefix="comptagemobilites")
+        return Response(body, media_type="application/zip", headers=headers)
+
     @app.get("/api/summary", tags=["counts"], dependencies=guard)
     def summary(s: Selected) -> dict[str, Any]:
         """Totals over the range, and the last 7 whole days against the 7 before."""
@@ -267,10 +303,18 @@ def create_app(
     return app
 
 
-def _attachment(s: Selection, extension: str) -> dict[str, str]:
+def _attachment(s: Selection, extension: str, prefix: str = "counts") -> dict[str, str]:
     parts = [p for p in (s.site, s.camera, s.line) if p] or ["all"]
     name = "-".join([*parts, s.bucket, dt.date.fromtimestamp(s.start).isoformat()])
-    return {"Content-Disposition": f'attachment; filename="counts-{name}.{extension}"'}
+    return {"Content-Disposition": f'attachment; filename="{prefix}-{name}.{extension}"'}
+
+
+def _positions(values: list[str]) -> dict[str, comptage.Position]:
+    """``position`` parameters by site id; a malformed one is a 422 saying the expected form."""
+    try:
+        return dict(comptage.parse_position(value) for value in values)
+    except ValueError as err:
+        raise HTTPException(422, f"position: {err}") from None
 
 
 def _csv(rows: list[CountRow], s: Selection, licence: dict[str, Any]) -> Iterator[str]:

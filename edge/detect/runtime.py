@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -31,7 +32,12 @@ ORT_PROVIDERS: dict[Provider, str] = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
+    # Only in the onnxruntime-openvino wheel, which replaces onnxruntime (the ``openvino`` extra).
+    "openvino": "OpenVINOExecutionProvider",
 }
+# From this release the OpenVINO EP takes its thread count in ``load_config`` (a JSON string);
+# ``num_of_threads`` is deprecated there, and earlier releases know only it.
+OPENVINO_LOAD_CONFIG_FROM = (1, 23)
 
 
 def _parse_names(path: Path, raw: str | None, nc: int) -> dict[int, str]:
@@ -106,6 +112,8 @@ def resolve_providers(
     fp16: bool = True,
     engine_cache: Path | None = None,
     device_id: int = 0,
+    openvino_device: str = "CPU",
+    threads: int | None = None,
 ) -> list[tuple[str, dict[str, str]]]:
     """(ORT provider name, options) pairs for ``ort.InferenceSession(providers=...)``, in order.
 
@@ -119,6 +127,10 @@ def resolve_providers(
       in seconds afterwards; the layer timing cache, shared by all models, sits in
       ``engine_cache`` itself. Without it, every start builds the engine again.
     - ``cuda``: on GPU ``device_id``.
+    - ``openvino``: on OpenVINO's ``openvino_device`` (``device_type``: CPU, GPU, NPU, AUTO:...).
+      OpenVINO runs its nodes on its own threads (8 by default, its documentation says), so
+      ``threads`` (ORT's intra-op count) is passed on to it; ORT's own pool then runs only the
+      nodes OpenVINO leaves to the CPU provider.
     """
     available = set(ort.get_available_providers())
     gpu = {"device_id": str(device_id)}
@@ -131,9 +143,26 @@ def resolve_providers(
             chosen.append((ort_name, _tensorrt_options(model, fp16, engine_cache) | gpu))
             if "cuda" not in requested and ORT_PROVIDERS["cuda"] in available:
                 chosen.append((ORT_PROVIDERS["cuda"], dict(gpu)))
+        elif name == "openvino":
+            chosen.append((ort_name, openvino_options(openvino_device, threads)))
         else:
             chosen.append((ort_name, dict(gpu) if name == "cuda" else {}))
     return chosen
+
+
+def openvino_options(device: str, threads: int | None) -> dict[str, str]:
+    """OpenVINO EP options: ``device_type`` and, when set, the inference thread count in the
+    form this onnxruntime-openvino release documents (``OPENVINO_LOAD_CONFIG_FROM``)."""
+    options = {"device_type": device}
+    if threads:
+        release = tuple(int(part) for part in ort.__version__.split(".")[:2] if part.isdigit())
+        if release >= OPENVINO_LOAD_CONFIG_FROM:
+            hardware = device.split(":")[0].split(".")[0]  # the load_config key: CPU, GPU, AUTO
+            config = {hardware: {"INFERENCE_NUM_THREADS": str(threads)}}
+            options["load_config"] = json.dumps(config)
+        else:
+            options["num_of_threads"] = str(threads)
+    return options
 
 
 def _tensorrt_options(model: Path, fp16: bool, engine_cache: Path | None) -> dict[str, str]:
@@ -163,8 +192,9 @@ class OnnxRuntime:
         fp16: bool = True,
         engine_cache: Path | None = None,
         device_id: int = 0,
+        openvino_device: str = "CPU",
     ) -> None:
-        """``providers`` and the GPU settings as in ``resolve_providers``; ``self.providers`` is
+        """``providers`` and the device settings as in ``resolve_providers``; ``self.providers`` is
         what ORT actually uses, a requested provider that failed to load reported as a warning."""
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
@@ -173,7 +203,13 @@ class OnnxRuntime:
         if threads:
             options.intra_op_num_threads = threads
         wanted = resolve_providers(
-            providers, path, fp16=fp16, engine_cache=engine_cache, device_id=device_id
+            providers,
+            path,
+            fp16=fp16,
+            engine_cache=engine_cache,
+            device_id=device_id,
+            openvino_device=openvino_device,
+            threads=threads,
         )
         try:
             self.session = ort.InferenceSession(str(path), options, providers=wanted)
@@ -189,13 +225,14 @@ class OnnxRuntime:
         self.info = read_model_info(self.session, path)
         self._input_name = self.session.get_inputs()[0].name
         # Fixed-shape models run on two buffers bound once: ORT neither allocates nor copies an
-        # output per frame, which costs about 15 % of a 640x640 inference on a 2-core CPU.
+        # output per frame, which costs about 15 % of a 640x640 inference on a 2-core CPU. A
+        # dynamic batch (``edge models batch``) binds the same batch-1 buffers for one frame.
         w, h = self.info.input_size
         nc = len(self.info.names)
         self.input_buffer = np.zeros((1, 3, h, w), np.float32)
         self._output_buffer = np.zeros((1, 4 + nc, max(self.info.outputs, 1)), np.float32)
         self._binding: ort.IOBinding | None = None
-        if self.info.batch == 1 and self.info.outputs > 0:
+        if self.info.batch in (1, None) and self.info.outputs > 0:
             self._binding = self.session.io_binding()
             self._binding.bind_ortvalue_input(
                 self._input_name, ort.OrtValue.ortvalue_from_numpy(self.input_buffer)
@@ -207,7 +244,7 @@ class OnnxRuntime:
 
     @classmethod
     def configured(cls, path: Path, detector: DetectorConfig, threads: int | None) -> OnnxRuntime:
-        """A session with the providers and GPU settings of the ``detector`` section."""
+        """A session with the providers and device settings of the ``detector`` section."""
         return cls(
             path,
             detector.providers,
@@ -215,6 +252,7 @@ class OnnxRuntime:
             fp16=detector.fp16,
             engine_cache=detector.engine_cache,
             device_id=detector.device_id,
+            openvino_device=detector.openvino_device,
         )
 
     def run(self, blob: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -33,6 +33,15 @@ class MotionConfig(BaseModel):
     max_skip_s: float = Field(
         default=0.5, gt=0, le=10, description="Detect at least this often, whatever the scene."
     )
+    idle_fps: float | None = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Detection rate while no track is near a line or a zone's edge: the "
+        "changed frames in between are skipped, and the tracker predicts. Near a line (within "
+        "a box height plus the distance the object covers until the next idle detection) "
+        "every changed frame is detected. null detects every changed frame.",
+    )
 
 
 class MotionGate:

@@ -119,8 +119,10 @@ def test_count_json_on_a_real_clip(tud_clip: Path, yolo11n: Path) -> None:
     assert doc["model"] == "yolo11n.onnx"
     assert doc["timing"]["fps"] > 0
     assert 0 < doc["timing"]["detector_ms_p50"] <= doc["timing"]["detector_ms_p95"]
-    # 8 people walk through; most frames show 4-6 of them.
-    assert doc["detections"]["pedestrian"] >= 71 * 3
+    # 8 people walk through; most frames show 4-6 of them. Frames far from the line and the
+    # first confirmations aside, the schedule detects at 5 fps (motion.idle_fps).
+    assert 14 <= doc["frames_detected"] <= 71
+    assert doc["detections"]["pedestrian"] >= doc["frames_detected"] * 3
     assert set(doc["detections"]) == {"pedestrian", "bike", "vehicle"}
     assert result.stderr == ""  # no progress bar when stdout is not a terminal
 

@@ -262,6 +262,6 @@ def test_gpu_settings_in_the_configuration() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(detector={"providers": ["tensorrt", "gpu"], "device_id": -1})
     assert caught.value.lines == [
-        "detector.providers[1]: Input should be 'cpu', 'cuda' or 'tensorrt'",
+        "detector.providers[1]: Input should be 'cpu', 'cuda', 'tensorrt' or 'openvino'",
         "detector.device_id: Input should be greater than or equal to 0",
     ]

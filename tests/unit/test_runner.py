@@ -64,7 +64,8 @@ def reachable_size(root: object) -> int:
 
 
 def make_runner(tmp_path: Path, feed: SyntheticFeed, detector: WalkersDetector) -> Runner:
-    settings = load_settings(None, model_dir=str(tmp_path))
+    # A stub detector answers in frame pixels whatever it is shown: no region crop.
+    settings = load_settings(None, model_dir=str(tmp_path), detector={"region_margin": None})
     camera = CameraConfig.model_validate(
         {
             "id": "synthetic",

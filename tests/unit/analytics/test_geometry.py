@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from edge.analytics.geometry import (
     anchor_points,
     box_iou,
+    distance_to_segments,
     points_in_polygon,
     polygon_is_simple,
     segments_intersect,
@@ -228,3 +229,15 @@ def test_a_crossing_movement_changes_side(p0: np.ndarray, p1: np.ndarray) -> Non
     before, after = np.sign(side_of_line(p0, a, b)), np.sign(side_of_line(p1, a, b))
     strict = crossed & (before != 0) & (after != 0)
     assert (before[strict] != after[strict]).all()
+
+
+def test_distance_to_segments_inside_beyond_and_on_the_segments() -> None:
+    points = [(240, 100), (100, 100), (240, 400), (300, 500), (240, 0)]
+    starts = [VERTICAL[0], HORIZONTAL[0]]
+    ends = [VERTICAL[1], HORIZONTAL[1]]
+    distance = distance_to_segments(points, starts, ends)
+    assert distance.shape == (5, 2)
+    np.testing.assert_allclose(
+        distance,
+        [[0, 100], [140, 100], [40, 200], [np.hypot(60, 140), 300], [0, 200]],
+    )

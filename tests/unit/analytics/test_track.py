@@ -54,7 +54,7 @@ def test_min_hits_one_outputs_on_first_frame() -> None:
 
 
 def test_output_is_the_detection_box_with_its_class_and_confidence() -> None:
-    tracker = ByteTracker()
+    tracker = ByteTracker(TrackerConfig(smooth_boxes=False))
     walk(tracker, 5, conf=0.8)
     det = make_detections([person_at(20.0)], 0.77)
     out = tracker.update(det, 5 / FPS)
@@ -65,6 +65,16 @@ def test_output_is_the_detection_box_with_its_class_and_confidence() -> None:
     assert out.track_id.dtype == np.int64
     assert out.class_id.dtype == np.int16
     assert not out.xyxy.flags.writeable
+
+
+def test_smoothed_output_damps_a_jump_of_the_detection() -> None:
+    """With ``smooth_boxes`` the output is the filter's box: a detection 12 px off the steady
+    walk moves the output by less than that, toward the detection."""
+    tracker = ByteTracker()
+    walk(tracker, 10, speed=50.0)
+    expected = 50.0 * 10 / FPS
+    out = tracker.update(make_detections([person_at(expected + 12.0)]), 10 / FPS)
+    assert expected < float(out.xyxy[0, 0]) < expected + 12.0
 
 
 def test_id_is_stable_along_a_straight_walk() -> None:
