@@ -42,7 +42,7 @@ from edge.analytics.geometry import (
     segments_intersect,
     side_of_line,
 )
-from edge.analytics.track import Tracks
+from edge.analytics.track import MAX_HEIGHT_RATIO, Tracks
 from edge.config import LineConfig, ZoneConfig
 from edge.schema import DIRECTIONS as DIRECTIONS  # re-exported: the published direction names
 from edge.schema import Direction as Direction
@@ -154,14 +154,17 @@ class LineCounter:
     ) -> _Passage | None:
         """The state of a track the tracker lost moments ago (unseen now, not yet forgotten)
         whose anchor, carried on at its last velocity, lands within ``stitch_gate`` box heights
-        of this new track's first anchor, with a height within 1.5x and the same category:
-        the same object under a new id. It keeps its side, so a track lost on one side and
-        found on the other is one passage, not zero or two."""
+        of this new track's first anchor, with a height within the tracker's own
+        ``MAX_HEIGHT_RATIO`` and the same category: the same object under a new id. It keeps
+        its side, so a track lost on one side and found on the other is one passage, not zero
+        or two."""
+        if self.stitch_gate <= 0:
+            return None
         best, best_distance = None, self.stitch_gate * extent
         for track_id, state in self._passages.items():
             if track_id in seen or state.category != category or state.seen >= now:
                 continue
-            if not 1 / 1.5 < extent / max(state.extent, 1.0) < 1.5:
+            if not 1 / MAX_HEIGHT_RATIO < extent / max(state.extent, 1.0) < MAX_HEIGHT_RATIO:
                 continue
             dt = now - state.seen
             x = state.point[0] + state.velocity[0] * dt

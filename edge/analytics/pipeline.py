@@ -102,7 +102,7 @@ class CameraPipeline:
     def _near_a_figure(self, timestamp: float) -> bool:
         """A confirmed track whose predicted anchor lies within its box height, plus the way it
         covers in one idle period, of a line or a zone's edge."""
-        if not self._idle_period or len(self._edges[0]) == 0:
+        if len(self._edges[0]) == 0:
             return False
         box, speed = self.tracker.predicted(timestamp)
         if len(box) == 0:

@@ -52,7 +52,7 @@ _VELOCITY_RATE_STD = (1.0, 1.0, 0.25, 0.25)  # per second per sqrt(second)
 _INITIAL_POSITION_STD = 0.1
 _INITIAL_VELOCITY_STD = (2.0, 2.0, 0.5, 0.5)  # per second: unknown at birth, let data decide
 _MIN_SIZE = 1.0  # pixels; a predicted box never shrinks below this
-_MAX_HEIGHT_RATIO = 1.5  # see _alike
+MAX_HEIGHT_RATIO = 1.5  # see _alike; the line counters' stitching uses it too
 
 
 class TrackerConfig(BaseModel):
@@ -210,7 +210,7 @@ def _size4(cxcywh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _alike(
     tracks: npt.NDArray[np.floating], detections: npt.NDArray[np.floating]
 ) -> npt.NDArray[np.bool_]:
-    """Pairs (tracks x detections, xyxy) whose heights differ by less than ``_MAX_HEIGHT_RATIO``.
+    """Pairs (tracks x detections, xyxy) whose heights differ by less than ``MAX_HEIGHT_RATIO``.
 
     A box that overlaps the prediction but is far taller or shorter is another object, two
     merged ones, or a part of this one (legs hidden): all of them move the anchor the counters
@@ -218,7 +218,7 @@ def _alike(
     th = np.maximum(tracks[:, 3] - tracks[:, 1], _MIN_SIZE)
     dh = np.maximum(detections[:, 3] - detections[:, 1], _MIN_SIZE)
     ratio = dh[None, :] / th[:, None]
-    return (ratio < _MAX_HEIGHT_RATIO) & (ratio > 1 / _MAX_HEIGHT_RATIO)
+    return (ratio < MAX_HEIGHT_RATIO) & (ratio > 1 / MAX_HEIGHT_RATIO)
 
 
 def _assign(
@@ -346,7 +346,7 @@ class ByteTracker:
 
         out_tracks = np.flatnonzero(self._matched & self._confirmed)
         out_dets = matched[out_tracks]
-        filtered = _to_xyxy(self._mean[out_tracks, :4])
+        out_boxes = _to_xyxy(self._mean[out_tracks, :4]) if cfg.smooth_boxes else xyxy[out_dets]
         out_ids = self._ids[out_tracks]
         out_cls = COUNTED_CLASS_IDS[np.argmax(self._votes[out_tracks], axis=1)]
 
@@ -358,16 +358,14 @@ class ByteTracker:
             self._start(born, xyxy, conf, category, column, now)
             if cfg.min_hits <= 1:
                 out_dets = np.concatenate([out_dets, born])
+                out_boxes = np.concatenate([out_boxes, xyxy[born]])
                 out_ids = np.concatenate([out_ids, self._ids[-len(born) :]])
                 out_cls = np.concatenate([out_cls, det.class_id[born]])
 
         if len(out_ids) == 0:
             return Tracks.empty()
-        boxes = xyxy[out_dets]
-        if cfg.smooth_boxes and len(filtered):
-            boxes = np.concatenate([filtered, boxes[len(filtered) :]])
         return Tracks(
-            np.ascontiguousarray(boxes, dtype=np.float32),
+            np.ascontiguousarray(out_boxes, dtype=np.float32),
             out_ids.astype(np.int64),
             out_cls.astype(np.int16),
             np.ascontiguousarray(conf[out_dets], dtype=np.float32),
@@ -447,8 +445,8 @@ class ByteTracker:
         d = centres[None, :, :2] - mean[:, None, :2]  # (k, n, 2)
         d2 = np.einsum("kni,kij,knj->kn", d, inv, d)
         ratio = centres[None, :, 3] / np.maximum(mean[:, None, 3], _MIN_SIZE)
-        ok = (d2 < self.config.motion_gate) & (ratio < _MAX_HEIGHT_RATIO)
-        ok &= ratio > 1 / _MAX_HEIGHT_RATIO
+        ok = (d2 < self.config.motion_gate) & (ratio < MAX_HEIGHT_RATIO)
+        ok &= ratio > 1 / MAX_HEIGHT_RATIO
         return np.where(ok, 1.0 - d2 / self.config.motion_gate, 0.0)
 
     def _correct(self, rows: npt.NDArray[np.intp], z: npt.NDArray[np.float64]) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from edge.detect.runtime import OnnxRuntime
+from edge.detect.runtime import OnnxRuntime, check_rewrite_paths, save_checked
 from edge.errors import ModelError
 
 if TYPE_CHECKING:
@@ -81,12 +81,7 @@ def make_batch_dynamic(model: Path, output: Path) -> BatchReport:
     copy has loaded in the detector's runtime.
     """
     start = time.monotonic()
-    if not model.is_file():
-        raise ModelError(f"{model}: model file not found")
-    if not output.parent.is_dir():
-        raise ModelError(f"{output}: output folder {output.parent} does not exist")
-    if output.exists() and output.resolve() == model.resolve():
-        raise ModelError(f"{output}: is the original model itself; choose another output file")
+    check_rewrite_paths(model, output, "original model")
     onnx = _import_onnx(model)
     info = OnnxRuntime(model).info  # refuses anything but a YOLOv8/YOLO11 detect model
     original = model.read_bytes()
@@ -104,7 +99,7 @@ def make_batch_dynamic(model: Path, output: Path) -> BatchReport:
         f"edge models batch: {len(changes)} changes; outputs equal to the original's at batch "
         f"{', '.join(map(str, CHECK_BATCHES))} within {max_rel:.1e} of their scale"
     )
-    _save_checked(converted.SerializeToString(), output)
+    save_checked(converted.SerializeToString(), output, "model")
     return BatchReport(output, changes, max_abs, max_rel, CHECK_BATCHES, time.monotonic() - start)
 
 
@@ -371,16 +366,3 @@ def _ort_reason(err: Exception) -> str:
     message = line.split("Status Message:")[-1].strip()
     message = message.rsplit(" was false. ", 1)[-1]  # ORT_ENFORCE: "<file:line> <check> was false."
     return f"node '{node.group(1)}': {message}" if node else message
-
-
-def _save_checked(data: bytes, output: Path) -> None:
-    """Write beside ``output``, load it as the detector will, then rename over ``output``."""
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        partial.write_bytes(data)
-        OnnxRuntime(partial)
-        partial.replace(output)
-    except OSError as err:
-        raise ModelError(f"{output}: cannot write the model ({err.strerror})") from err
-    finally:
-        partial.unlink(missing_ok=True)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.detect.runtime import OnnxRuntime
+from edge.detect.runtime import OnnxRuntime, check_rewrite_paths, save_checked
 from edge.detect.yolo import letterbox
 from edge.errors import EdgeError, ModelError, SourceError
 from edge.vision.sources import open_source
@@ -189,12 +189,7 @@ def quantize_model(
     start = time.monotonic()
     if frames < 1:
         raise SourceError(f"{clip}: calibration needs at least 1 frame, got {frames}")
-    if not model.is_file():
-        raise ModelError(f"{model}: model file not found")
-    if not output.parent.is_dir():
-        raise ModelError(f"{output}: output folder {output.parent} does not exist")
-    if output.exists() and output.resolve() == model.resolve():
-        raise ModelError(f"{output}: is the float32 model itself; choose another output file")
+    check_rewrite_paths(model, output, "float32 model")
     onnx, quantization = _import_tools(model)
     info = OnnxRuntime(model).info  # refuses anything but a YOLOv8/YOLO11 detect model
     source = onnx.load(str(model))
@@ -233,7 +228,7 @@ def quantize_model(
             "calibration_clip": clip.name,
         },
     )
-    _save_checked(onnx, result, output)
+    save_checked(result.SerializeToString(), output, "quantised model")
     return QuantizeReport(
         output=output,
         calibration_frames=len(images),
@@ -304,20 +299,3 @@ def _set_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
-
-
-def _save_checked(onnx: Any, result: onnx.ModelProto, output: Path) -> None:
-    """Save beside ``output``, load it as the detector will, then rename over ``output``.
-
-    A reader of ``output`` never sees half a file, and a model the runtime refuses never
-    replaces a working one.
-    """
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        onnx.save(result, str(partial))
-        OnnxRuntime(partial)
-        partial.replace(output)
-    except OSError as err:
-        raise ModelError(f"{output}: cannot write the quantised model ({err.strerror})") from err
-    finally:
-        partial.unlink(missing_ok=True)

@@ -180,6 +180,33 @@ def _tensorrt_options(model: Path, fp16: bool, engine_cache: Path | None) -> dic
     }
 
 
+def check_rewrite_paths(model: Path, output: Path, source: str) -> None:
+    """What a command that writes a model made from another (``edge models quantize``,
+    ``edge models batch``) checks before any work: the model exists, the output's folder does,
+    and the output is not the ``source`` model itself."""
+    if not model.is_file():
+        raise ModelError(f"{model}: model file not found")
+    if not output.parent.is_dir():
+        raise ModelError(f"{output}: output folder {output.parent} does not exist")
+    if output.exists() and output.resolve() == model.resolve():
+        raise ModelError(f"{output}: is the {source} itself; choose another output file")
+
+
+def save_checked(data: bytes, output: Path, what: str) -> None:
+    """Write ``data`` beside ``output``, load it as the detector will, then rename over
+    ``output``: a reader never sees half a file, and a model the runtime refuses never replaces
+    a working one. ``what`` names the model in the error."""
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        partial.write_bytes(data)
+        OnnxRuntime(partial)
+        partial.replace(output)
+    except OSError as err:
+        raise ModelError(f"{output}: cannot write the {what} ({err.strerror})") from err
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 class OnnxRuntime:
     """One inference session for the life of the process."""
 

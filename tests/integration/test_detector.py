@@ -6,10 +6,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
 
 from edge.analytics.detections import COUNTED_CLASSES
 from edge.config import load_settings
@@ -17,6 +15,7 @@ from edge.detect.detector import YoloDetector
 from edge.detect.runtime import OnnxRuntime, engine_dir, resolve_providers
 from edge.errors import ConfigError, ModelError
 from tests.conftest import shared_file
+from tests.support.onnx_models import reshape_model
 
 # ../shared/models/README.md, yolov8n.onnx on bus.jpg: class, confidence, box in image pixels.
 BUS_EXPECTED = [
@@ -75,22 +74,7 @@ def test_corrupt_model_is_named(tmp_path: Path) -> None:
 
 def tiny_model(path: Path, output_shape: list[int], metadata: dict[str, str]) -> Path:
     """An ONNX graph of one op with the given output shape and metadata."""
-    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
-    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, output_shape)
-    shape = helper.make_tensor("shape", TensorProto.INT64, [len(output_shape)], output_shape)
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["images", "shape"], ["output0"])],
-        "tiny",
-        [inp],
-        [out],
-        [shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in metadata.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-    return path
+    return reshape_model(path, [1, 3, 32, 32], output_shape, output_shape, metadata)
 
 
 def test_a_segmentation_model_is_refused(tmp_path: Path) -> None:

@@ -12,14 +12,14 @@ from pydantic import ValidationError
 
 from edge.config import DetectorConfig
 from edge.detect.runtime import OnnxRuntime, openvino_options, resolve_providers
-from tests.unit.detect.test_runtime_dynamic_batch import reshape_model
+from tests.unit.detect.test_runtime_dynamic_batch import batch_model
 
 OV, CPU = "OpenVINOExecutionProvider", "CPUExecutionProvider"
 
 
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
-    return reshape_model(tmp_path / "tiny.onnx", 1)
+    return batch_model(tmp_path / "tiny.onnx", 1)
 
 
 @pytest.fixture

@@ -6,45 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from edge.detect.detector import YoloDetector
 from edge.detect.runtime import OnnxRuntime
+from tests.support.onnx_models import reshape_model
 
 NAMES = {"task": "detect", "names": "{0: 'person', 1: 'bicycle'}"}
 
 
-def reshape_model(path: Path, batch: int | str) -> Path:
+def batch_model(path: Path, batch: int | str) -> Path:
     """images (B, 3, 32, 32) -> output0 (B, 6, 512): the same values, reshaped per image."""
-    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 32, 32])
-    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 6, 512])
     first = 0 if isinstance(batch, str) else batch  # 0: copy the input's batch (ONNX Reshape)
-    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [first, 6, 512])
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["images", "shape"], ["output0"])],
-        "reshape",
-        [inp],
-        [out],
-        [shape],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in NAMES.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-    return path
+    return reshape_model(path, [batch, 3, 32, 32], [batch, 6, 512], [first, 6, 512], NAMES)
 
 
 @pytest.fixture
 def fixed(tmp_path: Path) -> OnnxRuntime:
-    return OnnxRuntime(reshape_model(tmp_path / "fixed.onnx", 1))
+    return OnnxRuntime(batch_model(tmp_path / "fixed.onnx", 1))
 
 
 @pytest.fixture
 def dynamic(tmp_path: Path) -> OnnxRuntime:
-    return OnnxRuntime(reshape_model(tmp_path / "dynamic.onnx", "batch"))
+    return OnnxRuntime(batch_model(tmp_path / "dynamic.onnx", "batch"))
 
 
 def test_a_symbolic_batch_is_read_as_dynamic_with_the_same_sizes(
