@@ -44,7 +44,7 @@ def evaluate(
     target_fps: float | None,
     every_frame: bool = False,
 ) -> list[dict[str, Any]]:
-    motion = {"idle_fps": None} if every_frame else {}
+    motion = {"idle_fps": None, "busy_fps": None} if every_frame else {}
     settings = load_settings(config, detector={"model": str(model)}, motion=motion)
     truth_tracks = read_mot_gt(gt)
     rows = []
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--target-fps", type=float, action="append")
     parser.add_argument(
         "--every-frame", action="store_true",
-        help="detect every changed frame (motion.idle_fps null), not the adaptive schedule",
+        help="detect every changed frame (motion.idle_fps and busy_fps null), not the schedule",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()

@@ -31,6 +31,7 @@ import contextlib
 import io
 import itertools
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -268,7 +269,8 @@ def summary(scores: Sequence[Score]) -> list[dict[str, Any]]:
     """Per tracker and rate: count error over all static scenes, mean IDF1 and HOTA over all."""
     out = []
     trackers = sorted({s.tracker for s in scores})
-    for tracker, rate in itertools.product(trackers, RATES):
+    rates = sorted({s.rate for s in scores}, key=lambda r: -(r or math.inf))
+    for tracker, rate in itertools.product(trackers, rates):
         group = [s for s in scores if s.tracker == tracker and s.rate == rate]
         if not group:
             continue
@@ -411,6 +413,10 @@ def loo_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rates(text: str) -> tuple[float | None, ...]:
+    return tuple(None if r.strip() == "all" else float(r) for r in text.split(","))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=Path, default=Path("../shared/tracking"))
@@ -422,6 +428,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write results.md and results.json here")
     parser.add_argument(
         "--tune", action="store_true", help="leave-one-sequence-out over GRID instead (minutes)"
+    )
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        default=RATES,
+        help="comma-separated frame rates, 'all' for the full rate (default all,10,5)",
     )
     args = parser.parse_args()
     if args.tune:
@@ -439,9 +451,10 @@ def main() -> None:
 
     sequences = [read_mot_sequence(p) for p in sorted(args.sequences.iterdir()) if p.is_dir()]
     settings = Settings()
-    scores = [score_ours(seq, rate, settings) for seq in sequences for rate in RATES]
+    rates = args.rates
+    scores = [score_ours(seq, rate, settings) for seq in sequences for rate in rates]
     if args.ultralytics_python:
-        scores += score_references(args.ultralytics_python, sequences, RATES, settings.tracker)
+        scores += score_references(args.ultralytics_python, sequences, rates, settings.tracker)
     text = markdown(scores)
     print(text)
     if args.out:

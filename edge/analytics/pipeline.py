@@ -56,11 +56,10 @@ class CameraPipeline:
             settings.window.seconds,
         )
         self.motion = MotionGate(settings.motion)
-        idle = settings.motion.idle_fps
-        # 10 % short of the period: frames that arrive exactly at the idle rate (a camera at
-        # 5 fps, timestamps with rounding) are all detected, not every other one.
-        self._idle_period = 0.9 / idle if settings.motion.enabled and idle else 0.0
-        self._detected_at = -math.inf
+        motion = settings.motion
+        self._idle_fps = motion.idle_fps if motion.enabled else None
+        self._busy_fps = motion.busy_fps if motion.enabled else None
+        self._detected_at: float | None = None
         self._edges = _edges(camera)
         self._occupancy = {zone.name: np.zeros(len(CATEGORIES), np.int64) for zone in camera.zones}
         self.times = StageTimes(STAGES)
@@ -86,18 +85,29 @@ class CameraPipeline:
         return tracks, events
 
     def needs_detection(self, frame: Frame) -> bool:
-        """Whether this frame goes to the detector: always while a new track waits for its
-        confirmation; when the motion gate sees a change, every frame while a track is near a
-        line or a zone's edge, else at most ``motion.idle_fps`` times a second."""
+        """Whether this frame goes to the detector: at most ``motion.busy_fps`` times a second
+        while a track is near a line or a zone's edge or a new track waits for its
+        confirmation, else at most ``motion.idle_fps``; and only when the motion gate sees a
+        change (or a confirmation is due). A frame inside the busy period costs nothing."""
         t = frame.timestamp
+        if self._same_slot(t, self._busy_fps):
+            return False
         confirming = not self.tracker.settled
-        idle = self._idle_period and t - self._detected_at < self._idle_period
-        if idle and not confirming and not self._near_a_figure(t):
+        if self._same_slot(t, self._idle_fps) and not confirming and not self._near_a_figure(t):
             return False
         detect = self.motion.changed(frame.image, t, force=confirming)
         if detect:
             self._detected_at = t
         return detect
+
+    def _same_slot(self, timestamp: float, fps: float | None) -> bool:
+        """Whether the last detection fell in the same 1/fps slot of time: the first frame of
+        each slot is the one detected, as the frame-rate limiter keeps frames, so a camera's
+        jitter (frames 0.08 s then 0.12 s apart) does not halve the rate."""
+        last = self._detected_at
+        if not fps or last is None:
+            return False
+        return _slot(timestamp, fps) == _slot(last, fps)
 
     def _near_a_figure(self, timestamp: float) -> bool:
         """A confirmed track whose predicted anchor lies within its box height, plus the way it
@@ -107,7 +117,8 @@ class CameraPipeline:
         box, speed = self.tracker.predicted(timestamp)
         if len(box) == 0:
             return False
-        margin = (box[:, 3] - box[:, 1]) + speed * self._idle_period
+        idle_period = 1.0 / self._idle_fps if self._idle_fps else 0.0
+        margin = (box[:, 3] - box[:, 1]) + speed * idle_period
         anchors = anchor_points(box, "bottom_center")
         distance = distance_to_segments(anchors, *self._edges)
         return bool((distance.min(axis=1) <= margin).any())
@@ -157,12 +168,16 @@ class CameraPipeline:
 
     def reset(self) -> None:
         """Across a gap in the stream: forget every track (ids keep increasing), keep windows."""
-        self._detected_at = -math.inf
+        self._detected_at = None
         self.tracker.reset()
         self.riders.reset()
         self.motion.reset()
         for counter in self.lines:
             counter.reset()
+
+
+def _slot(timestamp: float, fps: float) -> int:
+    return math.floor(timestamp * fps + 1e-9)
 
 
 def _edges(camera: CameraConfig) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -102,8 +102,8 @@ def test_state_stays_bounded_over_a_few_hundred_thousand_frames(tmp_path: Path) 
     assert result.reports_published + result.reports_dropped == frames / FPS // 60 + 1
     assert sizes[200_000] <= sizes[20_000] * 1.05, sizes
     assert result.skipped > frames / 2  # both paths, detected and unchanged, taken many times
-    # Thousands of walkers went by: each one's state was forgotten with its track.
-    assert detector.frame // detector.every > 2_000
+    # Over a thousand walkers went by: each one's state was forgotten with its track.
+    assert detector.frame // detector.every > 1_000
     print(f"reachable state: {sizes}", file=sys.stderr)
 
 

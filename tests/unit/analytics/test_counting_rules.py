@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.analytics.counting import CountEvent, LineCounter
+from edge.analytics.evaluation import thinned
 from edge.analytics.pipeline import CameraPipeline
 from edge.analytics.track import Tracks
 from edge.config import CameraConfig, LineConfig, Settings
@@ -169,14 +170,18 @@ def test_two_fast_cars_in_opposite_lanes_keep_to_their_lanes() -> None:
 # -- the detection schedule ------------------------------------------------------------------
 
 
-def schedule(xs: Sequence[float], fps: float = 25.0) -> list[bool]:
-    """A walker at the given anchor x, one frame each, every frame different (so the motion
-    gate always sees a change): which frames the pipeline sends to the detector."""
-    stages = pipeline(VERTICAL)
+def schedule(
+    xs: Sequence[float], times: Sequence[float] | None = None, **motion: float | None
+) -> list[bool]:
+    """A walker at the given anchor x, one frame each (at 25 fps unless ``times`` are given),
+    every frame different (so the motion gate always sees a change): which frames the pipeline
+    sends to the detector."""
+    camera = CameraConfig(id="cam", location="test", source="test.mp4", lines=[VERTICAL])
+    stages = CameraPipeline(camera, Settings(motion=motion))
     rng = np.random.default_rng(0)
     detected = []
     for i, x in enumerate(xs):
-        t = i / fps
+        t = times[i] if times else i / 25
         image = rng.integers(0, 255, (72, 128, 3), np.uint8)
         go = stages.needs_detection(Frame("cam", i, t, image))
         detected.append(go)
@@ -193,25 +198,42 @@ def test_far_from_any_line_the_detector_runs_at_the_idle_rate() -> None:
     assert 9 <= sum(detected) <= 12  # 10 at 5 fps, plus the confirming second detection
 
 
-def test_a_track_near_a_line_forces_detection_on_every_frame() -> None:
-    """The same walker 40 px from the line (less than its 100 px box height): every frame."""
-    detected = schedule([280 + 10 * i / 25 for i in range(50)])
-    assert all(detected)
+def test_a_track_near_a_line_is_detected_at_the_busy_rate() -> None:
+    """The same walker 40 px from the line (less than its 100 px box height): 10 times a
+    second (every third frame at 25 fps); every frame with ``busy_fps`` null."""
+    xs = [280 + 10 * i / 25 for i in range(50)]
+    detected = schedule(xs)
+    assert [i for i, d in enumerate(detected) if d] == thinned(50, 25, 10).tolist()
+    assert all(schedule(xs, busy_fps=None))
+
+
+def test_a_jittery_camera_at_the_busy_rate_is_detected_on_every_frame() -> None:
+    """Frames 0.08 then 0.12 s apart (25 fps thinned to 10): each falls in its own 0.1 s slot,
+    so every one is detected (a minimum spacing of 0.1 s would skip every other)."""
+    xs = [280 + i for i in range(20)]
+    times = [i * 0.1 + (0.02 if i % 2 else 0.0) for i in range(20)]
+    assert all(schedule(xs, times=times))
 
 
 def test_the_idle_rate_follows_a_track_into_the_lines_reach() -> None:
-    """A walker coming from far away at 200 px/s: sparse while far, every frame once near."""
+    """A walker coming from far away at 200 px/s: sparse while far, at the busy rate once near."""
     xs = [0 + 200 * i / 25 for i in range(40)]  # 0 .. 312
-    detected = schedule(xs)
-    far = [d for x, d in zip(xs, detected, strict=True) if x < 100]
-    near = [d for x, d in zip(xs, detected, strict=True) if x > 200]
-    assert sum(far) < len(far) / 2
-    assert all(near)
+    for busy, most_frames_apart in ((10.0, 3), (None, 1)):
+        detected = schedule(xs, busy_fps=busy)
+        far = [d for x, d in zip(xs, detected, strict=True) if x < 100]
+        near = [i for i, (x, d) in enumerate(zip(xs, detected, strict=True)) if x > 200 and d]
+        assert sum(far) < len(far) / 2
+        assert max(np.diff(near)) == most_frames_apart
 
 
-def test_null_idle_rate_detects_every_changed_frame() -> None:
+def test_a_busy_rate_below_the_idle_rate_is_refused() -> None:
+    with pytest.raises(ValueError, match="busy_fps"):
+        Settings(motion={"idle_fps": 5, "busy_fps": 2})
+
+
+def test_null_rates_detect_every_changed_frame() -> None:
     camera = CameraConfig(id="cam", location="test", source="test.mp4", lines=[VERTICAL])
-    stages = CameraPipeline(camera, Settings(motion={"idle_fps": None}))
+    stages = CameraPipeline(camera, Settings(motion={"idle_fps": None, "busy_fps": None}))
     rng = np.random.default_rng(0)
     for i in range(20):
         image = rng.integers(0, 255, (72, 128, 3), np.uint8)
