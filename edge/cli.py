@@ -157,7 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for run in doc["runs"]:
         figures = ", ".join(f"{k} {v}" for k, v in run["ratios"].items() if v is not None)
         print(f"{run['camera']} / {run['model']}: {figures}")
-    print(f"written: {args.out}/bench.json, bench.md, stages.png, fps.png, rss.png")
+    print(f"written: {args.out}/bench.json, bench.md (plots: python -m benchmarks.plot_bench OUT)")
     return 0
 
 
