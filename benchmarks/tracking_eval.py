@@ -53,10 +53,11 @@ from edge.analytics.evaluation import (
     replay,
     thinned,
     true_crossings,
+    true_movements,
 )
 from edge.analytics.geometry import box_iou
 from edge.analytics.track import TrackerConfig
-from edge.config import LineConfig, Settings
+from edge.config import LineConfig, MovementConfig, Settings
 
 with contextlib.redirect_stdout(io.StringIO()):  # it prints which optional datasets it lacks
     from trackeval.metrics import CLEAR, HOTA, Identity
@@ -83,6 +84,8 @@ class Score:
     count_wrong: int
     count_true: int
     ms_per_frame: float | None = None
+    movement_wrong: int = 0  # turning movements (ours only): objects, summed over movements
+    movement_true: int = 0
 
 
 def identity_metrics(
@@ -146,6 +149,16 @@ def lines_for(sequence: MotSequence) -> list[LineConfig]:
     return grid_lines(sequence.width, sequence.height) if sequence.name in STATIC_SCENES else []
 
 
+def movements_for(lines: Sequence[LineConfig]) -> list[MovementConfig]:
+    """Turning movements between the outer lines of the grid (x1, x5, y1, y3), every ordered
+    pair: across the view and round its corners, as an intersection's arms would be."""
+    outer = [line.name for line in lines if line.name in ("x1", "x5", "y1", "y3")]
+    return [
+        MovementConfig.model_validate({"name": f"{a}-{b}", "from": a, "to": b})
+        for a, b in itertools.permutations(outer, 2)
+    ]
+
+
 def score_ours(
     sequence: MotSequence,
     rate: float | None,
@@ -157,8 +170,10 @@ def score_ours(
     lines = lines_for(sequence)
     if hysteresis is not None:
         lines = [line.model_copy(update={"hysteresis": hysteresis}) for line in lines]
-    result = replay(sequence, frames, settings, lines)
+    movements = movements_for(lines)
+    result = replay(sequence, frames, settings, lines, movements)
     wrong, true = count_wrong(sequence, lines, result.counts)
+    truth = true_movements(sequence.truth, lines, movements, sequence.fps)
     metrics = identity_metrics(sequence, frames, result.tracks)
     return Score(
         name,
@@ -168,6 +183,8 @@ def score_ours(
         count_wrong=wrong,
         count_true=true,
         ms_per_frame=result.seconds_per_frame * 1e3,
+        movement_wrong=sum(abs(result.movements[m] - n) for m, n in truth.items()),
+        movement_true=sum(truth.values()),
     )
 
 
@@ -247,7 +264,11 @@ def score_references(
                     frames = thinned(sequence.length, sequence.fps, rate)
                     tracks = read_tracks(out / tracker / f"{label}.txt")
                     lines = lines_for(sequence)
-                    counts = count_tracks(tracks, frames, sequence.fps, lines, config)
+                    movements = movements_for(lines)
+                    counts, moved = count_tracks(
+                        tracks, frames, sequence.fps, lines, config, movements
+                    )
+                    truth = true_movements(sequence.truth, lines, movements, sequence.fps)
                     wrong, true = count_wrong(sequence, lines, counts)
                     metrics = identity_metrics(sequence, frames, tracks)
                     ms = timing.get(label, {}).get("ms_per_frame")
@@ -260,6 +281,8 @@ def score_references(
                             count_wrong=wrong,
                             count_true=true,
                             ms_per_frame=ms,
+                            movement_wrong=sum(abs(moved[m] - n) for m, n in truth.items()),
+                            movement_true=sum(truth.values()),
                         )
                     )
     return scores
@@ -276,6 +299,8 @@ def summary(scores: Sequence[Score]) -> list[dict[str, Any]]:
             continue
         wrong = sum(s.count_wrong for s in group)
         true = sum(s.count_true for s in group)
+        moved_wrong = sum(s.movement_wrong for s in group)
+        moved_true = sum(s.movement_true for s in group)
         out.append(
             {
                 "tracker": tracker,
@@ -283,6 +308,9 @@ def summary(scores: Sequence[Score]) -> list[dict[str, Any]]:
                 "count_wrong": wrong,
                 "count_true": true,
                 "count_error": wrong / true if true else 0.0,
+                "movement_wrong": moved_wrong,
+                "movement_true": moved_true,
+                "movement_error": moved_wrong / moved_true if moved_true else 0.0,
                 "idf1": float(np.mean([s.idf1 for s in group])),
                 "hota": float(np.mean([s.hota for s in group])),
                 "mota": float(np.mean([s.mota for s in group])),
@@ -294,15 +322,16 @@ def summary(scores: Sequence[Score]) -> list[dict[str, Any]]:
 
 def markdown(scores: Sequence[Score]) -> str:
     lines = [
-        "| tracker | rate | count error | wrong / true | mean IDF1 | mean HOTA | mean MOTA "
-        "| IDSW |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tracker | rate | count error | wrong / true | movement error | wrong / true "
+        "| mean IDF1 | mean HOTA | mean MOTA | IDSW |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary(scores):
         lines.append(
             f"| {row['tracker']} | {row['rate'] or 'all'} | {row['count_error']:.3f} | "
-            f"{row['count_wrong']} / {row['count_true']} | {row['idf1']:.3f} | {row['hota']:.3f} | "
-            f"{row['mota']:.3f} | {row['id_switches']} |"
+            f"{row['count_wrong']} / {row['count_true']} | {row['movement_error']:.3f} | "
+            f"{row['movement_wrong']} / {row['movement_true']} | {row['idf1']:.3f} | "
+            f"{row['hota']:.3f} | {row['mota']:.3f} | {row['id_switches']} |"
         )
     lines += [
         "",

@@ -433,6 +433,10 @@ def _print_summary(doc: dict[str, Any]) -> None:
             for figure in ("mean", "max"):
                 cells = "".join(f"{per_category[c][figure]:>12}" for c in categories)
                 print(f"{name:<16}{figure:<11}{cells}")
+    if doc.get("movements"):
+        print(f"\n{'movement':<27}" + "".join(f"{c:>12}" for c in categories))
+        for name, counts in doc["movements"].items():
+            print(f"{name:<27}" + "".join(f"{counts[c]:>12}" for c in categories))
     windows = doc["windows"]
     partial = sum(1 for w in windows if w["partial"])
     print(f"\nwindows     {len(windows)} ({partial} partial); --json prints them")

@@ -45,6 +45,7 @@ from edge.schema import (
     TOPIC_PREFIX_PATTERN,
     URL_MAX_LENGTH,
     URL_PATTERN,
+    Direction,
     Name,
 )
 from edge.vision.motion import MotionConfig
@@ -124,6 +125,26 @@ class ZoneConfig(Section):
         return points
 
 
+class MovementConfig(Section):
+    """A turning movement: objects that passed line ``from`` and then line ``to`` (each in the
+    given direction, or either) within ``within_s`` seconds; counted per category and window."""
+
+    model_config = ConfigDict(populate_by_name=True)  # merged with Section's
+
+    name: PublicName
+    from_line: Name = Field(alias="from", description="The line passed first.")
+    to_line: Name = Field(alias="to", description="The line passed next.")
+    from_direction: Direction | None = Field(
+        default=None, description="Only passages over ``from`` in this direction; null: either."
+    )
+    to_direction: Direction | None = Field(
+        default=None, description="Only passages over ``to`` in this direction; null: either."
+    )
+    within_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest time from the first passage to the next."
+    )
+
+
 class CameraConfig(Section):
     id: PublicName = Field(
         description="Camera id, used in topics and reports: 1-32 lowercase letters, digits, _-."
@@ -149,6 +170,9 @@ class CameraConfig(Section):
     )
     lines: list[LineConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
+    movements: list[MovementConfig] = Field(
+        default_factory=list, description="Turning movements between two of the lines."
+    )
 
     @field_validator("source")
     @classmethod
@@ -167,10 +191,19 @@ class CameraConfig(Section):
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:
-        names = [line.name for line in self.lines] + [zone.name for zone in self.zones]
+        lines = [line.name for line in self.lines]
+        names = lines + [zone.name for zone in self.zones] + [m.name for m in self.movements]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"line and zone names must be unique, repeated: {duplicates}")
+            raise ValueError(
+                f"line, zone and movement names must be unique, repeated: {duplicates}"
+            )
+        for i, movement in enumerate(self.movements):
+            for end in (movement.from_line, movement.to_line):
+                if end not in lines:
+                    raise ValueError(f"movements[{i}]: no line '{end}' on this camera ({lines})")
+            if movement.from_line == movement.to_line:
+                raise ValueError(f"movements[{i}]: 'from' and 'to' must be two different lines")
         return self
 
     def check_fits(self, frame_size: tuple[int, int], where: str) -> None:

@@ -72,6 +72,7 @@ class CameraResult:
     providers: list[str]
     line_names: list[str] = field(default_factory=list)
     zone_names: list[str] = field(default_factory=list)
+    movement_names: list[str] = field(default_factory=list)
     frames: int = 0
     skipped: int = 0  # frames the motion gate kept from the detector (included in ``frames``)
     frames_missing: int = 0  # a damaged clip: frames its header promised and never decoded
@@ -105,6 +106,17 @@ class CameraResult:
                 for d, per in counts.items():
                     for c, n in per.items():
                         totals[name][d][c] += n
+        return totals
+
+    def movement_totals(self) -> dict[str, dict[str, int]]:
+        """Objects per turning movement over the whole run, summed over the collected windows."""
+        totals: dict[str, dict[str, int]] = {
+            name: dict.fromkeys(self.categories, 0) for name in self.movement_names
+        }
+        for report in self.windows:
+            for name, per in report.movement_counts.items():
+                for c, n in per.items():
+                    totals[name][c] += n
         return totals
 
     def zone_totals(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -147,6 +159,7 @@ class CameraResult:
             "detections_by_class": dict(self.classes),
             "lines": self.line_totals(),
             "zones": self.zone_totals(),
+            **({"movements": self.movement_totals()} if self.movement_names else {}),
             "windows": [report.model_dump() for report in self.windows],
         }
 
@@ -176,6 +189,7 @@ class _Camera:
             providers=detector.providers,
             line_names=[line.name for line in camera.lines],
             zone_names=[zone.name for zone in camera.zones],
+            movement_names=[movement.name for movement in camera.movements],
             times=self.pipeline.times,
         )
         self.margin = settings.detector.region_margin

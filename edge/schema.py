@@ -41,6 +41,7 @@ __all__ = [
     "CATEGORY_NAMES",
     "DIRECTIONS",
     "ISO_PATTERN",
+    "MOVEMENTS_SCHEMA_VERSION",
     "NAME_PATTERN",
     "NAME_RE",
     "POLICY_NAME_PATTERN",
@@ -58,6 +59,8 @@ __all__ = [
     "Count",
     "Direction",
     "Iso",
+    "MovementFigures",
+    "MovementsReport",
     "Name",
     "NoticeMessage",
     "ParsedTopic",
@@ -72,11 +75,15 @@ __all__ = [
     "ZoneFigures",
     "describe_invalid",
     "iso",
+    "parse_report",
     "parse_topic",
     "report_id",
 ]
 
 SCHEMA_VERSION: Final = 1
+# A report with turning movements: version 1 and a ``movements`` table. A camera without
+# movements still publishes version 1, byte for byte, so existing consumers keep working.
+MOVEMENTS_SCHEMA_VERSION: Final = 2
 
 # -- names ------------------------------------------------------------------------------------
 
@@ -170,6 +177,45 @@ class PublishedReport(_Closed):
         if self.start >= self.end:
             raise ValueError("start: not before end")
         return self
+
+    @property
+    def movement_counts(self) -> dict[str, dict[CategoryName, int]]:
+        """movement -> category -> objects; none before version 2."""
+        return {}
+
+
+class MovementFigures(_Closed):
+    """One turning movement in a window: objects that passed line ``origin``, then line
+    ``destination`` (both lines of the report), per category."""
+
+    origin: Name
+    destination: Name
+    counts: dict[CategoryName, Count]
+
+
+class MovementsReport(PublishedReport):
+    """Version 2: a ``PublishedReport`` with turning movements (``edge.config.MovementConfig``)."""
+
+    schema_version: Literal[2]  # type: ignore[assignment]
+    movements: dict[Name, MovementFigures]
+
+    @model_validator(mode="after")
+    def _between_its_lines(self) -> MovementsReport:
+        for name, figures in self.movements.items():
+            if {figures.origin, figures.destination} - set(self.lines):
+                raise ValueError(f"movements.{name}: origin and destination must be its lines")
+        return self
+
+    @property
+    def movement_counts(self) -> dict[str, dict[CategoryName, int]]:
+        return {name: dict(figures.counts) for name, figures in self.movements.items()}
+
+
+def parse_report(payload: object) -> PublishedReport:
+    """A count payload of any published version (raises ``ValidationError``)."""
+    version = payload.get("schema_version") if isinstance(payload, dict) else None
+    model = MovementsReport if version == MOVEMENTS_SCHEMA_VERSION else PublishedReport
+    return model.model_validate(payload)
 
 
 class CameraStats(_Closed):

@@ -13,7 +13,7 @@ publishing a short one (``edge.publish.state`` keeps it on disk). No track id is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from edge.analytics.counting import CountEvent
 from edge.analytics.detections import CATEGORIES, Category
+from edge.analytics.movements import MovementEvent
 from edge.schema import DIRECTIONS, Direction
 
 
@@ -39,6 +40,8 @@ class CountReport:
 
     start, end: seconds on the source's clock (stream time for clips, Unix time for live).
     lines: line -> direction -> category -> passages. zones: zone -> occupancy.
+    movements: movement -> category -> objects that made it (empty without movements);
+    movement_lines: movement -> (from line, to line).
     frames: frames processed in the window; observed_s: stream time they covered.
     partial: the window was cut short (end of clip, shutdown, or it started mid-window).
     """
@@ -51,6 +54,8 @@ class CountReport:
     frames: int
     observed_s: float
     partial: bool
+    movements: dict[str, dict[Category, int]] = field(default_factory=dict)
+    movement_lines: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Passages two line cells share, object by object (``edge.legal.disclosure.overlap``): what
     # the egress gate needs to tell whole-minus-part differences. Counts only, never ids.
     overlap: npt.NDArray[np.int64] | None = field(default=None, compare=False)
@@ -73,6 +78,20 @@ class CountReport:
                 }
                 for name, occ in self.zones.items()
             },
+            **(
+                {
+                    "movements": {
+                        name: {
+                            "origin": self.movement_lines[name][0],
+                            "destination": self.movement_lines[name][1],
+                            "counts": {c.value: n for c, n in per.items()},
+                        }
+                        for name, per in self.movements.items()
+                    }
+                }
+                if self.movements
+                else {}
+            ),
         }
 
 
@@ -81,7 +100,8 @@ class WindowState:
     """An open window's figures, as persisted across restarts: nothing per object.
 
     lines: line -> [[in x categories], [out x categories]]; zone sums and maxima per category
-    (``CATEGORIES`` order); frame_period: the source's last frame spacing, for ``observed_s``.
+    and movements per category (``CATEGORIES`` order); frame_period: the source's last frame
+    spacing, for ``observed_s``.
     """
 
     index: int
@@ -94,6 +114,8 @@ class WindowState:
     lines: dict[str, list[list[int]]]
     occupancy_sum: dict[str, list[int]]
     occupancy_max: dict[str, list[int]]
+    movements: dict[str, list[int]] = field(default_factory=dict)
+    movement_lines: dict[str, list[str]] = field(default_factory=dict)  # name -> [from, to]
 
     @property
     def start(self) -> float:
@@ -109,6 +131,7 @@ class WindowState:
             "last": self.last, "frames": self.frames, "observed": self.observed,
             "frame_period": self.frame_period, "lines": self.lines,
             "occupancy_sum": self.occupancy_sum, "occupancy_max": self.occupancy_max,
+            "movements": self.movements, "movement_lines": self.movement_lines,
         }  # fmt: skip
 
     @classmethod
@@ -131,7 +154,16 @@ class WindowState:
             observed=float(data["observed"]), frame_period=float(data["frame_period"]),
             lines=table(data["lines"], shape), occupancy_sum=table(data["occupancy_sum"], zone),
             occupancy_max=table(data["occupancy_max"], zone),
+            movements=table(data.get("movements", {}), zone),  # none before movements existed
+            movement_lines={
+                str(name): [str(end) for end in ends]
+                for name, ends in dict(data.get("movement_lines", {})).items()
+            },
         )  # fmt: skip
+        if set(state.movement_lines) != set(state.movements) or any(
+            len(ends) != 2 for ends in state.movement_lines.values()
+        ):
+            raise ValueError("movement_lines: expected [from, to] for every movement")
         if state.seconds <= 0 or state.frames < 0 or state.observed < 0:
             raise ValueError("window length, frames and observed time must be positive")
         return state
@@ -147,6 +179,7 @@ class _Window:
     lines: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)  # (2, 3) in/out x cat
     occupancy_sum: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     occupancy_max: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    movements: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)  # per category
     resumed: bool = False  # restored from an earlier run: the time until its next frame is a gap
 
 
@@ -166,11 +199,15 @@ class WindowAggregator:
         zones: Sequence[str],
         seconds: float,
         gap_s: float = 2.0,
+        movements: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
+        """``movements``: name -> (from line, to line)."""
         self.camera_id = camera_id
         self.gap_s = gap_s
         self.line_names = list(lines)
         self.zone_names = list(zones)
+        self.movement_lines = dict(movements or {})
+        self.movement_names = list(self.movement_lines)
         self.seconds = float(seconds)
         self._window: _Window | None = None
         self._frame_period = 0.0
@@ -184,6 +221,7 @@ class WindowAggregator:
             lines={name: np.zeros(shape, np.int64) for name in self.line_names},
             occupancy_sum={name: np.zeros(len(CATEGORIES), np.int64) for name in self.zone_names},
             occupancy_max={name: np.zeros(len(CATEGORIES), np.int64) for name in self.zone_names},
+            movements={name: np.zeros(len(CATEGORIES), np.int64) for name in self.movement_names},
         )
 
     def add(
@@ -191,6 +229,7 @@ class WindowAggregator:
         timestamp: float,
         events: Sequence[CountEvent],
         occupancy: dict[str, npt.NDArray[np.int64]],
+        movements: Sequence[MovementEvent] = (),
     ) -> list[CountReport]:
         """One processed frame; returns the reports of windows this timestamp closed."""
         index = math.floor(timestamp / self.seconds)
@@ -212,6 +251,8 @@ class WindowAggregator:
         for event in events:
             counts = window.lines[event.line]
             counts[DIRECTIONS.index(event.direction), CATEGORIES.index(event.category)] += 1
+        for move in movements:
+            window.movements[move.movement][CATEGORIES.index(move.category)] += 1
         for name, sample in occupancy.items():
             window.occupancy_sum[name] += sample
             np.maximum(window.occupancy_max[name], sample, out=window.occupancy_max[name])
@@ -228,27 +269,34 @@ class WindowAggregator:
             lines={name: counts.tolist() for name, counts in window.lines.items()},
             occupancy_sum={name: a.tolist() for name, a in window.occupancy_sum.items()},
             occupancy_max={name: a.tolist() for name, a in window.occupancy_max.items()},
+            movements={name: a.tolist() for name, a in window.movements.items()},
+            movement_lines={name: list(ends) for name, ends in self.movement_lines.items()},
         )  # fmt: skip
 
     def fits(self, state: WindowState) -> bool:
-        """The state was made with this window length, these lines and these zones."""
+        """The state was made with this window length, these lines, zones and movements."""
         return (
             state.seconds == self.seconds
             and list(state.lines) == self.line_names
             and list(state.occupancy_sum) == self.zone_names
+            and {n: tuple(ends) for n, ends in state.movement_lines.items()} == self.movement_lines
+            and list(state.movements) == self.movement_names
         )
 
     def resume(self, state: WindowState) -> None:
         """Continue a window a previous run left open: the next frames add to its figures;
         the time between its last frame and the next one is a gap, not observed time."""
         if not self.fits(state):
-            raise ValueError("the window state was made with another length, lines or zones")
+            raise ValueError(
+                "the window state was made with another length, lines, zones or movements"
+            )
         self._frame_period = state.frame_period
         self._window = _Window(
             state.index, state.first, state.last, state.frames, state.observed,
             lines={name: np.asarray(v, np.int64) for name, v in state.lines.items()},
             occupancy_sum={n: np.asarray(v, np.int64) for n, v in state.occupancy_sum.items()},
             occupancy_max={n: np.asarray(v, np.int64) for n, v in state.occupancy_max.items()},
+            movements={n: np.asarray(v, np.int64) for n, v in state.movements.items()},
             resumed=True,
         )  # fmt: skip
 
@@ -256,7 +304,13 @@ class WindowAggregator:
     def report_of(cls, camera_id: str, state: WindowState) -> CountReport:
         """A restored window that is over (or made under other parameters), closed as its own
         report under the parameters it was counted with."""
-        aggregator = cls(camera_id, list(state.lines), list(state.occupancy_sum), state.seconds)
+        aggregator = cls(
+            camera_id,
+            list(state.lines),
+            list(state.occupancy_sum),
+            state.seconds,
+            movements={name: (ends[0], ends[1]) for name, ends in state.movement_lines.items()},
+        )
         aggregator.resume(state)
         return aggregator.close()[0]
 
@@ -293,4 +347,9 @@ class WindowAggregator:
             frames=window.frames,
             observed_s=observed,
             partial=(partial and ended_early) or started_late,
+            movements={
+                name: {c: int(counts[j]) for j, c in enumerate(CATEGORIES)}
+                for name, counts in window.movements.items()
+            },
+            movement_lines=dict(self.movement_lines),
         )

@@ -92,6 +92,7 @@ class LineCounter:
         # The tracks that made the last update's events, in order: for the disclosure check of
         # the pipeline, in memory only (events themselves carry no id).
         self.passers: list[int] = []
+        self.stitched: list[tuple[int, int]] = []  # the last update's (lost id, new id) pairs
 
     def update(self, tracks: Tracks, timestamp: float) -> list[CountEvent]:
         anchors = anchor_points(tracks.xyxy, self.line.anchor).astype(np.float64)
@@ -112,19 +113,22 @@ class LineCounter:
         categories = tracks.category_index
         seen_now = set(ids)
         self.passers = []
+        self.stitched = []
         events = []
         for row, track_id in enumerate(ids):
             point = (float(anchors[row, 0]), float(anchors[row, 1]))
             side, category = int(settled[row]), int(categories[row])
             state = self._passages.get(track_id)
             if state is None:
-                state = self._stitch(point, float(size[row, 1]), category, timestamp, seen_now)
-                if state is None:
+                found = self._stitch(point, float(size[row, 1]), category, timestamp, seen_now)
+                if found is None:
                     first = side or int(raw[row])
                     self._passages[track_id] = _Passage(
                         first, False, first, category, point, timestamp, extent=float(size[row, 1])
                     )
                     continue
+                lost_id, state = found
+                self.stitched.append((lost_id, track_id))
                 self._passages[track_id] = state  # the lost track's step to here, below
                 stepped[row] = segments_intersect(
                     np.asarray([state.point]), np.asarray([point]), self._a, self._b
@@ -151,8 +155,8 @@ class LineCounter:
 
     def _stitch(
         self, point: tuple[float, float], extent: float, category: int, now: float, seen: set[int]
-    ) -> _Passage | None:
-        """The state of a track the tracker lost moments ago (unseen now, not yet forgotten)
+    ) -> tuple[int, _Passage] | None:
+        """The id and state of a track the tracker lost moments ago (unseen now, not yet forgotten)
         whose anchor, carried on at its last velocity, lands within ``stitch_gate`` box heights
         of this new track's first anchor, with a height within the tracker's own
         ``MAX_HEIGHT_RATIO`` and the same category: the same object under a new id. It keeps
@@ -172,7 +176,7 @@ class LineCounter:
             distance = float(np.hypot(point[0] - x, point[1] - y))
             if distance < best_distance:
                 best, best_distance = track_id, distance
-        return None if best is None else self._passages.pop(best)
+        return None if best is None else (best, self._passages.pop(best))
 
     def _event(self, track_id: int, side: int, category: int, timestamp: float) -> CountEvent:
         """A passage away from ``side``; its track id stays here, in ``passers``."""

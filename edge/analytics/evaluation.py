@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edge.analytics.counting import LineCounter
-from edge.analytics.detections import Detections
+from edge.analytics.counting import CountEvent, LineCounter
+from edge.analytics.detections import Category, Detections
 from edge.analytics.geometry import anchor_points, segments_intersect, side_of_line
+from edge.analytics.movements import MovementCounter
 from edge.analytics.pipeline import CameraPipeline
 from edge.analytics.track import TrackerConfig, Tracks
-from edge.config import CameraConfig, LineConfig, Settings
+from edge.config import CameraConfig, LineConfig, MovementConfig, Settings
 from edge.errors import SourceError
 
 GroundTruth = dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
@@ -53,16 +54,48 @@ def read_mot_gt(path: Path) -> GroundTruth:
 
 def true_crossings(truth: GroundTruth, line: LineConfig) -> dict[str, int]:
     """Crossings of ``line`` by the annotated tracks: {"in": n, "out": n}."""
-    a, b = np.asarray(line.start, np.float64), np.asarray(line.end, np.float64)
     counts = {"in": 0, "out": 0}
-    for _, xyxy in truth.values():
-        points = anchor_points(xyxy, line.anchor).astype(np.float64)
-        side = np.where(side_of_line(points, a, b) > 0, 1, -1)
-        changed = np.flatnonzero(side[1:] != side[:-1])
-        through = segments_intersect(points[changed], points[changed + 1], a, b)
-        for step in changed[through]:
-            counts["in" if side[step] > 0 else "out"] += 1
+    for frames, xyxy in truth.values():
+        for event in _passages(frames, xyxy, line, fps=1.0):
+            counts[event.direction] += 1
     return counts
+
+
+def true_movements(
+    truth: GroundTruth, lines: list[LineConfig], movements: list[MovementConfig], fps: float
+) -> dict[str, int]:
+    """Turning movements of the annotated tracks: their crossings (as ``true_crossings``), in
+    time order, paired by ``MovementCounter`` under each annotated id."""
+    passages = [
+        (event, track_id)
+        for track_id, (frames, xyxy) in truth.items()
+        for line in lines
+        for event in _passages(frames, xyxy, line, fps)
+    ]
+    counter = MovementCounter(movements)
+    counts = dict.fromkeys((m.name for m in movements), 0)
+    passages.sort(key=lambda pair: pair[0].timestamp)
+    for t, group in itertools.groupby(passages, key=lambda pair: pair[0].timestamp):
+        events, ids = zip(*group, strict=True)
+        for move in counter.update(events, ids, t):
+            counts[move.movement] += 1
+    return counts
+
+
+def _passages(
+    frames: npt.NDArray[np.int64], xyxy: npt.NDArray[np.float32], line: LineConfig, fps: float
+) -> list[CountEvent]:
+    """One annotated track's crossings of ``line``, timed at the frame after each step."""
+    a, b = np.asarray(line.start, np.float64), np.asarray(line.end, np.float64)
+    points = anchor_points(xyxy, line.anchor).astype(np.float64)
+    side = np.where(side_of_line(points, a, b) > 0, 1, -1)
+    changed = np.flatnonzero(side[1:] != side[:-1])
+    through = segments_intersect(points[changed], points[changed + 1], a, b)
+    return [
+        CountEvent(line.name, "in" if side[step] > 0 else "out", Category.PEDESTRIAN,
+                   float(frames[step + 1]) / fps)
+        for step in changed[through]
+    ]  # fmt: skip
 
 
 def count_error(truth: dict[str, int], counted: dict[str, int]) -> float:
@@ -175,6 +208,7 @@ class Replay:
     tracks: TrackRows
     counts: dict[str, dict[str, int]]
     seconds_per_frame: float
+    movements: dict[str, int]  # movement -> objects
 
 
 def replay(
@@ -182,12 +216,20 @@ def replay(
     frames: npt.NDArray[np.int64],
     settings: Settings,
     lines: list[LineConfig],
+    movements: list[MovementConfig] | None = None,
 ) -> Replay:
     """The sequence's detections on ``frames`` through ``CameraPipeline.observe`` (tracker,
-    riders, line counters), each at its own timestamp."""
-    camera = CameraConfig(id="replay", location="tracking evaluation", source="replay", lines=lines)
+    riders, line counters, movements), each at its own timestamp."""
+    camera = CameraConfig(
+        id="replay",
+        location="tracking evaluation",
+        source="replay",
+        lines=lines,
+        movements=movements or [],
+    )
     pipeline = CameraPipeline(camera, settings)
     counts = {line.name: {"in": 0, "out": 0} for line in lines}
+    moved = {movement.name: 0 for movement in camera.movements}
     rows = []
     started = time.perf_counter()
     for frame in frames.tolist():
@@ -195,8 +237,10 @@ def replay(
         rows.append(_rows(frame, tracks))
         for event in events:
             counts[event.line][event.direction] += 1
+        for move in pipeline.moved:
+            moved[move.movement] += 1
     elapsed = (time.perf_counter() - started) / max(len(frames), 1)
-    return Replay(np.concatenate(rows) if rows else np.empty((0, 6)), counts, elapsed)
+    return Replay(np.concatenate(rows) if rows else np.empty((0, 6)), counts, elapsed, moved)
 
 
 def count_tracks(
@@ -205,12 +249,15 @@ def count_tracks(
     fps: float,
     lines: list[LineConfig],
     tracker: TrackerConfig,
-) -> dict[str, dict[str, int]]:
-    """Passages of another tracker's ``tracks`` by our line counters (with ``tracker``'s
-    lost-track time and stitching gate), frame by frame, so trackers are compared on one
-    counting rule."""
+    movements: list[MovementConfig] | None = None,
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Passages ({line: {"in": n, "out": n}}) and turning movements ({movement: n}) of another
+    tracker's ``tracks`` by our line and movement counters (with ``tracker``'s lost-track time
+    and stitching gate), frame by frame, so trackers are compared on one counting rule."""
     counters = [LineCounter(line, tracker.lost_seconds, tracker.stitch_gate) for line in lines]
+    movement_counter = MovementCounter(movements or [])
     counts = {line.name: {"in": 0, "out": 0} for line in lines}
+    moved = {movement.name: 0 for movement in movements or []}
     order = np.argsort(tracks[:, 0], kind="stable")
     tracks = tracks[order]
     bounds = np.searchsorted(tracks[:, 0], frames, side="left")
@@ -223,10 +270,16 @@ def count_tracks(
             np.zeros(len(rows), np.int16),
             np.ones(len(rows), np.float32),
         )
+        events, passers, stitched = [], [], []
         for counter in counters:
-            for event in counter.update(current, frame / fps):
-                counts[event.line][event.direction] += 1
-    return counts
+            events += counter.update(current, frame / fps)
+            passers += counter.passers
+            stitched += counter.stitched
+        for event in events:
+            counts[event.line][event.direction] += 1
+        for move in movement_counter.update(events, passers, frame / fps, stitched):
+            moved[move.movement] += 1
+    return counts, moved
 
 
 def _rows(frame: int, tracks: Tracks) -> TrackRows:

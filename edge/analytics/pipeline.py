@@ -20,6 +20,7 @@ from edge.analytics.aggregate import CountReport, WindowAggregator
 from edge.analytics.counting import CountEvent, LineCounter, zone_occupancy
 from edge.analytics.detections import CATEGORIES, Detections
 from edge.analytics.geometry import anchor_points, distance_to_segments
+from edge.analytics.movements import MovementCounter, MovementEvent
 from edge.analytics.riders import RiderAssociation
 from edge.analytics.track import ByteTracker, Tracks
 from edge.config import CameraConfig, Settings
@@ -49,11 +50,13 @@ class CameraPipeline:
         self.riders = RiderAssociation(settings.riders)
         lost, gate = settings.tracker.lost_seconds, settings.tracker.stitch_gate
         self.lines = [LineCounter(line, lost, gate) for line in camera.lines]
+        self.movements = MovementCounter(camera.movements)
         self.aggregator = WindowAggregator(
             camera.id,
             [line.name for line in camera.lines],
             [zone.name for zone in camera.zones],
             settings.window.seconds,
+            movements={m.name: (m.from_line, m.to_line) for m in camera.movements},
         )
         self.motion = MotionGate(settings.motion)
         motion = settings.motion
@@ -65,9 +68,12 @@ class CameraPipeline:
         self.times = StageTimes(STAGES)
         # The open window's passages object by object (track id -> cell -> passages), only to
         # hand the egress gate their overlap when the window closes; forgotten then.
-        self._cells = {cell: i for i, cell in enumerate(cells_of(self.aggregator.line_names))}
+        cells = cells_of(self.aggregator.line_names, self.aggregator.movement_names)
+        self._cells = {cell: i for i, cell in enumerate(cells)}
         self._passed: dict[int, dict[int, int]] = {}
         self._passers: list[int] = []  # this frame's, in the order of its events
+        self.moved: list[MovementEvent] = []  # this frame's movements
+        self._movers: list[int] = []  # and their objects, in the same order
         self._window: int | None = None
 
     def process(self, timestamp: float, detections: Detections) -> list[CountReport]:
@@ -133,12 +139,14 @@ class CameraPipeline:
         shared = None
         if window != self._window:
             shared, self._window = self._overlap(), window
-        for event, track_id in zip(events, self._passers, strict=True):
-            cell = self._cells[(event.line, event.direction, event.category.value)]
+        cells = [(e.line, e.direction, e.category.value) for e in events] + [
+            (m.movement, None, m.category.value) for m in self.moved
+        ]
+        for cell, track_id in zip(cells, self._passers + self._movers, strict=True):
             per_object = self._passed.setdefault(track_id, {})
-            per_object[cell] = per_object.get(cell, 0) + 1
-        self._passers = []
-        reports = self.aggregator.add(timestamp, events, self._occupancy)
+            per_object[self._cells[cell]] = per_object.get(self._cells[cell], 0) + 1
+        reports = self.aggregator.add(timestamp, events, self._occupancy, self.moved)
+        self._passers, self.moved, self._movers = [], [], []
         return [replace(report, overlap=shared) for report in reports]
 
     def _overlap(self) -> npt.NDArray[np.int64]:
@@ -151,9 +159,13 @@ class CameraPipeline:
     ) -> tuple[list[CountEvent], dict[str, npt.NDArray[np.int64]]]:
         events = []
         self._passers = []
+        stitched = []
         for counter in self.lines:
             events += counter.update(tracks, timestamp)
             self._passers += counter.passers
+            stitched += counter.stitched
+        self.moved = self.movements.update(events, self._passers, timestamp, stitched)
+        self._movers = self.movements.movers
         k = self.zone_min_objects
         occupancy = {}
         for zone in self.camera.zones:
@@ -172,6 +184,7 @@ class CameraPipeline:
         self.tracker.reset()
         self.riders.reset()
         self.motion.reset()
+        self.movements.reset()
         for counter in self.lines:
             counter.reset()
 

@@ -11,6 +11,7 @@ package: no CDN, nothing fetched from the internet. The OpenAPI description is
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -264,6 +265,19 @@ def create_app(
         )
         headers = _attachment(s, "zip", prefix="comptagemobilites")
         return Response(body, media_type="application/zip", headers=headers)
+
+    @app.get("/api/movements", tags=["counts"], dependencies=guard)
+    def movements(s: Selected) -> dict[str, Any]:
+        """Turning movements over the range (whole hours), per camera's movement and category:
+        the cells of each camera's origin-destination matrix (from report schema version 2)."""
+        start, end = queries.widen(dataclasses.replace(s, bucket="hour"))
+        return {
+            "from": iso_local(start, s.tz),
+            "to": iso_local(end, s.tz),
+            "tz": s.tz.key,
+            **licence,
+            "movements": queries.movements(engine, s),
+        }
 
     @app.get("/api/summary", tags=["counts"], dependencies=guard)
     def summary(s: Selected) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from edge.schema import (
     TopicKind,
     Topics,
     ZoneFigures,
+    parse_report,
     parse_topic,
 )
 
@@ -169,6 +170,16 @@ def describe(err: ValidationError) -> str:
 
 
 def _model(kind: str, model: type[BaseModel], payload: bytes) -> Any:
+    return _parsed(kind, model.model_validate, payload)
+
+
+def _report(payload: bytes) -> PublishedReport:
+    """A count report of any published version (1, or 2 with turning movements)."""
+    report: PublishedReport = _parsed("counts", parse_report, payload)
+    return report
+
+
+def _parsed(kind: str, parse: Callable[[Any], Any], payload: bytes) -> Any:
     if too_deep(payload):
         raise Rejected(f"{kind}: nested deeper than {MAX_DEPTH}")
     try:
@@ -176,7 +187,7 @@ def _model(kind: str, model: type[BaseModel], payload: bytes) -> Any:
     except (ValueError, RecursionError):  # not UTF-8 or JSON, an integer of 4,300+ digits
         raise Rejected(f"{kind}: not JSON") from None
     try:
-        return model.model_validate(data)
+        return parse(data)
     except ValidationError as err:
         raise Rejected(f"{kind}: {describe(err)}") from None
 
@@ -439,7 +450,7 @@ class Collector:
             raise Rejected(str(why)) from None
         site, camera, kind = topic
         if kind == "counts":
-            report: PublishedReport = _model("counts", PublishedReport, payload)
+            report = _report(payload)
             if report.camera != camera:
                 raise Rejected("counts: camera differs from the topic's")
             if report.observed_s > report.end - report.start + 1:

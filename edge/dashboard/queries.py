@@ -151,6 +151,39 @@ def totals(engine: Engine, selection: Selection) -> dict[Direction, dict[Categor
     }
 
 
+def movements(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
+    """Turning movements over the selection's range (widened to whole hours), summed per
+    movement and category in the database: one row per camera's movement, an origin-destination
+    matrix's cell."""
+    start, end = widen(replace(selection, bucket="hour"))
+    m, hours = t.movements, t.movement_hours
+    columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), m.c.name, m.c.origin,
+               m.c.destination]  # fmt: skip
+    sums = [func.sum(hours.c[c]).label(c) for c in selection.categories]
+    query = (
+        select(*columns, *sums)
+        .select_from(hours.join(m).join(t.cameras))
+        .where(hours.c.hour >= start, hours.c.hour < end)
+        .group_by(*columns)
+        .order_by(*columns)
+    )
+    for column, value in ((t.cameras.c.site, selection.site), (t.cameras.c.name, selection.camera)):
+        if value is not None:
+            query = query.where(column == value)
+    with engine.connect() as connection:
+        return [
+            {
+                "site": row.site,
+                "camera": row.camera,
+                "movement": row.name,
+                "origin": row.origin,
+                "destination": row.destination,
+                "counts": {c: int(getattr(row, c)) for c in selection.categories},
+            }
+            for row in connection.execute(query)
+        ]
+
+
 def week_on_week(engine: Engine, selection: Selection, now: float | None = None) -> dict[str, Any]:
     """The last 7 whole local days against the 7 before them, by direction and category."""
     now = time.time() if now is None else now

@@ -144,6 +144,27 @@ zone_hours = Table(
 )
 
 # Completeness after the raw windows are gone: windows and seconds watched per camera and hour.
+# Turning movements (schema version 2 reports): objects that passed ``origin`` then
+# ``destination``, two lines of the camera; a movement redefined under the same name is a new row.
+movements = Table(
+    "movements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera_id", Integer, ForeignKey("cameras.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("origin", String(64), nullable=False),
+    Column("destination", String(64), nullable=False),
+    UniqueConstraint("camera_id", "name", "origin", "destination"),
+)
+
+movement_hours = Table(
+    "movement_hours",
+    metadata,
+    Column("movement_id", Integer, ForeignKey("movements.id"), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    *(Column(c, Integer, nullable=False, default=0) for c in CATEGORY_NAMES),
+)
+
 camera_hours = Table(
     "camera_hours",
     metadata,

@@ -38,6 +38,7 @@ from edge.schema import (
     AuditHeadMessage,
     CategoryName,
     Direction,
+    MovementsReport,
     NoticeMessage,
     PublishedReport,
     StatsMessage,
@@ -176,6 +177,7 @@ class Store:
         self._cameras: dict[tuple[str, str], int] = {}
         self._lines: dict[tuple[int, str], int] = {}
         self._zones: dict[tuple[int, str], int] = {}
+        self._movements: dict[tuple[int, str, str, str], int] = {}
         self._lock = threading.Lock()
 
     # -- ids of sites, cameras, lines and zones, created on first sight -------------------------
@@ -286,12 +288,21 @@ class Store:
                 figures = zone_columns(per_category, report.observed_s)
                 zone_rows.append({"zone_id": zone, "start": start, **figures})
                 _accumulate(hours[(t.zone_hours, zone, hour)], figures)
+            movements = report.movements if isinstance(report, MovementsReport) else {}
+            for name, moved in movements.items():
+                ends = {"origin": moved.origin, "destination": moved.destination}
+                movement = self._id(
+                    connection, t.movements, self._movements,
+                    {"camera_id": camera, "name": name, **ends},
+                )  # fmt: skip
+                counts = {c: moved.counts.get(c, 0) for c in CATEGORY_NAMES}
+                _accumulate(hours[(t.movement_hours, movement, hour)], counts)
         for table, rows in (
             (t.windows, windows), (t.line_counts, line_rows), (t.zone_counts, zone_rows)
         ):  # fmt: skip
             if rows:
                 connection.execute(table.insert(), rows)
-        for table in (t.line_hours, t.zone_hours, t.camera_hours):
+        for table in (t.line_hours, t.zone_hours, t.camera_hours, t.movement_hours):
             owner = next(c.name for c in table.primary_key.columns if c.name != "hour")
             rows = [
                 {owner: key, "hour": hour, **totals}
@@ -387,7 +398,8 @@ class Store:
             with self._lock, self.engine.begin() as connection:
                 yield connection
         except BaseException as err:  # a value the driver cannot bind rolls back too
-            for cache in (self._sites, self._cameras, self._lines, self._zones):
+            caches = (self._sites, self._cameras, self._lines, self._zones, self._movements)
+            for cache in caches:
                 cache.clear()
             if not isinstance(err, SQLAlchemyError):
                 raise
@@ -409,7 +421,7 @@ class Store:
             deleted[t.audit_heads.name] = self._prune_audit_heads(connection, cutoff)
             if hourly_retention_days is not None:
                 hour_cutoff = int(now - hourly_retention_days * DAY)
-                for table in (t.line_hours, t.zone_hours, t.camera_hours):
+                for table in (t.line_hours, t.zone_hours, t.camera_hours, t.movement_hours):
                     result = connection.execute(table.delete().where(table.c.hour < hour_cutoff))
                     deleted[table.name] = result.rowcount
         return deleted

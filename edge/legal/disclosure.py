@@ -54,15 +54,20 @@ from edge.legal.policy import Policy
 from edge.schema import CATEGORY_NAMES, DIRECTIONS, CategoryName, Direction
 
 FrameSize = tuple[int, int]
-Cell = tuple[str, Direction, CategoryName]  # line, direction, category: one published count
+# One published count: line, direction, category; or movement, None, category.
+Cell = tuple[str, Direction | None, CategoryName]
 # A cell containing more published cells than this is hidden outright: its subsets are not
 # enumerated (2^n), and so many nested figures are an attack rather than a survey.
 MAX_NESTED = 6
 
 
-def cells_of(lines: Iterable[str]) -> list[Cell]:
-    """Every line cell, in the order ``overlap`` indexes them."""
-    return [(line, d, c) for line in lines for d in DIRECTIONS for c in CATEGORY_NAMES]
+def cells_of(lines: Iterable[str], movements: Iterable[str] = ()) -> list[Cell]:
+    """Every line cell, then every movement cell, in the order ``overlap`` indexes them. A
+    movement's objects passed both its lines, so its cells lie inside theirs: the derived-count
+    rule sees that in the overlap, as for nested lines."""
+    return [(line, d, c) for line in lines for d in DIRECTIONS for c in CATEGORY_NAMES] + [
+        (movement, None, c) for movement in movements for c in CATEGORY_NAMES
+    ]
 
 
 def overlap(passages: Iterable[Mapping[int, int]], size: int) -> npt.NDArray[np.int64]:

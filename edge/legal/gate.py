@@ -33,6 +33,7 @@ from edge.errors import DisclosureRefused, ModelError, PolicyViolation
 from edge.legal.audit import AuditLog
 from edge.legal.decisions import Decision, GateResult
 from edge.legal.disclosure import (
+    Cell,
     FrameSize,
     cells_of,
     geometry_decisions,
@@ -41,9 +42,25 @@ from edge.legal.disclosure import (
     zone_decision,
 )
 from edge.legal.forbidden import forbidden_class
-from edge.legal.policy import Policy
+from edge.legal.policy import Output, Policy
 from edge.publish.sinks import Sink
-from edge.schema import SCHEMA_VERSION, PublishedReport, describe_invalid, iso, report_id
+from edge.schema import (
+    MOVEMENTS_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    PublishedReport,
+    describe_invalid,
+    iso,
+    parse_report,
+    report_id,
+)
+
+
+def _count(report: CountReport, cell: Cell) -> int:
+    """One cell's count in a window's report: a line's (name, direction, category) or a
+    movement's (name, None, category)."""
+    name, direction, category = cell
+    per = report.movements[name] if direction is None else report.lines[name][direction]
+    return per[Category(category)]
 
 
 def _declared(value: object) -> bool:
@@ -160,7 +177,12 @@ def startup_gate(
                     else "missing: the policy requires the camera's location (GDPR art. 30)",
                 )
             )
-        for output, items in (("line_counts", camera.lines), ("zone_occupancy", camera.zones)):
+        outputs: tuple[tuple[Output, Sequence[object]], ...] = (
+            ("line_counts", camera.lines),
+            ("zone_occupancy", camera.zones),
+            ("turning_movements", camera.movements),
+        )
+        for output, items in outputs:
             if items:
                 d.append(
                     Decision(
@@ -269,17 +291,22 @@ class EgressGate:
         and under a suppressing policy every cell a small group could be derived from hidden."""
         rule = self._policy.small_counts
         allowed = [c for c in Category if c in self._policy.allowed_categories]
-        cells = cells_of(report.lines)
-        counts = [
-            report.lines[line][d][Category(category)] if Category(category) in allowed else 0
-            for line, d, category in cells
-        ]
+        cells = cells_of(report.lines, report.movements)
+        counts = [_count(report, cell) if Category(cell[2]) in allowed else 0 for cell in cells]
         hidden = hidden_cells(counts, report.overlap, rule.k) if rule.rule == "suppress" else set()
         lines: dict[str, dict[str, dict[str, int]]] = {}
-        for i, (line, d, category) in enumerate(cells):
-            if Category(category) in allowed:
-                shown = 0 if i in hidden else counts[i]
-                lines.setdefault(line, {}).setdefault(d, {})[category] = shown
+        movements: dict[str, dict[str, Any]] = {
+            name: {"origin": origin, "destination": destination, "counts": {}}
+            for name, (origin, destination) in report.movement_lines.items()
+        }
+        for i, (name, d, category) in enumerate(cells):
+            if Category(category) not in allowed:
+                continue
+            shown = 0 if i in hidden else counts[i]
+            if d is None:
+                movements[name]["counts"][category] = shown
+            else:
+                lines.setdefault(name, {}).setdefault(d, {})[category] = shown
         zones: dict[str, dict[str, dict[str, float | int]]] = {}
         for name, occupancy in report.zones.items():
             zones[name] = {}
@@ -288,7 +315,7 @@ class EgressGate:
                 mean = occupancy.mean[c] if peak == occupancy.max[c] else 0.0
                 zones[name][c.value] = {"mean": round(mean, 3), "max": peak}
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": MOVEMENTS_SCHEMA_VERSION if report.movements else SCHEMA_VERSION,
             "report_id": report_id(report.camera_id, report.start, self._policy.sha256),
             "camera": report.camera_id,
             "start": report.start,
@@ -300,6 +327,7 @@ class EgressGate:
             "partial": report.partial,
             "lines": lines,
             "zones": zones,
+            **({"movements": movements} if report.movements else {}),
             "policy_sha256": self._policy.sha256,
             "notice_url": (
                 self._notice_url
@@ -330,7 +358,7 @@ class EgressGate:
     def admit(self, payload: Any) -> PublishedReport | None:
         """Any payload: sent if it is a compliant ``PublishedReport``, else dropped and audited."""
         try:
-            report = PublishedReport.model_validate(payload)
+            report = parse_report(payload)
             problem = self._disagreement(report)
         except ValidationError as err:
             report, problem = None, describe_invalid(err)
@@ -354,16 +382,24 @@ class EgressGate:
         if report.observed_s < self._min_observed_s:
             return f"watched {report.observed_s:g} s, less than {policy.min_window_seconds} s"
         allowed = {c.value for c in policy.allowed_categories}
-        counts = [
-            (category, n)
-            for per_direction in report.lines.values()
-            for per in per_direction.values()
-            for category, n in per.items()
-        ] + [
-            (category, figures.max)
-            for per in report.zones.values()
-            for category, figures in per.items()
-        ]
+        counts = (
+            [
+                (category, n)
+                for per_direction in report.lines.values()
+                for per in per_direction.values()
+                for category, n in per.items()
+            ]
+            + [
+                (category, figures.max)
+                for per in report.zones.values()
+                for category, figures in per.items()
+            ]
+            + [
+                (category, n)
+                for per in report.movement_counts.values()
+                for category, n in per.items()
+            ]
+        )
         if any(category not in allowed for category, _ in counts):
             return "a category the policy does not allow"
         if not all(policy.small_counts.allows(n) for _, n in counts):

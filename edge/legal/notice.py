@@ -54,6 +54,9 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "zones": "Zones: the number of objects present in the zone, per category, averaged "
         "over the period and at its peak. Groups of fewer than {k} objects are not shown: "
         "they count as 0.",
+        "movements": "Turning movements: the number of objects that crossed one line and then "
+        "another within {seconds} seconds, per pair of lines and category. The two crossings "
+        "are paired in memory under the temporary number only, which is then forgotten.",
         "small_suppress": "A line count from 1 to {k_minus} in a period is published as 0.",
         "small_none": "Line counts are published as they are, small ones included.",
         "window": "Only these totals leave the device: at most one report per camera and period "
@@ -66,6 +69,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "h_where": "Where",
         "camera": "Camera {id}: {location}",
         "camera_setup": "{lines} counting line(s), {zones} zone(s)",
+        "camera_movements": "{movements} turning movement(s)",
         "camera_notice": "its own notice: {url}",
         "no_camera": "No camera is configured.",
         "h_recipients": "Who receives the counts",
@@ -123,6 +127,10 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "zones": "Zones : le nombre d'objets présents dans la zone, par catégorie, en moyenne "
         "sur la période et au maximum. Les groupes de moins de {k} objets ne sont pas montrés : "
         "ils comptent pour 0.",
+        "movements": "Mouvements tournants : le nombre d'objets qui ont franchi une ligne puis "
+        "une autre en moins de {seconds} secondes, par paire de lignes et par catégorie. Les "
+        "deux franchissements sont rapprochés en mémoire sous le seul numéro provisoire, "
+        "oublié ensuite.",
         "small_suppress": "Un comptage de ligne de 1 à {k_minus} sur une période est publié "
         "comme 0.",
         "small_none": "Les comptages de ligne sont publiés tels quels, petits nombres compris.",
@@ -136,6 +144,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "h_where": "Où",
         "camera": "Caméra {id} : {location}",
         "camera_setup": "{lines} ligne(s) de comptage, {zones} zone(s)",
+        "camera_movements": "{movements} mouvement(s) tournant(s)",
         "camera_notice": "sa propre notice : {url}",
         "no_camera": "Aucune caméra n'est configurée.",
         "h_recipients": "Qui reçoit les comptages",
@@ -324,6 +333,9 @@ def notice_sections(
         how += [t["lines"], small]
     if "zone_occupancy" in policy.allowed_outputs:
         how.append(t["zones"].format(k=zone_k(policy)))
+    longest = max((m.within_s for c in cameras for m in c.movements), default=None)
+    if "turning_movements" in policy.allowed_outputs and longest is not None:
+        how.append(t["movements"].format(seconds=f"{longest:g}"))
     how.append(
         t["window"].format(window=_duration(window_seconds, lang))
         if window_seconds is not None
@@ -334,6 +346,8 @@ def notice_sections(
     for camera in cameras:
         line = t["camera"].format(id=camera.id, location=camera.location or unknown)
         line += " - " + t["camera_setup"].format(lines=len(camera.lines), zones=len(camera.zones))
+        if camera.movements:
+            line += ", " + t["camera_movements"].format(movements=len(camera.movements))
         if camera.notice_url:
             line += " - " + t["camera_notice"].format(url=camera.notice_url)
         where.append(line)

@@ -27,7 +27,7 @@ from edge.errors import ConfigError, validation_lines
 from edge.schema import PolicyName
 from edge.yaml_io import number_problems, read_yaml
 
-Output = Literal["line_counts", "zone_occupancy"]
+Output = Literal["line_counts", "zone_occupancy", "turning_movements"]
 DeclarationField = Literal[
     "controller",
     "purpose",

@@ -200,6 +200,37 @@ def test_completeness_counts_missing_and_partial_windows_and_offline_time(engine
         assert connection.execute(select(func.count()).select_from(t.status_events)).scalar() == 4
 
 
+def test_turning_movements_are_summed_per_movement_and_old_reports_still_accepted(
+    engine: Engine,
+) -> None:
+    """Version 2 reports carry movements; version 1 reports from older boxes, in the same
+    store, keep counting their lines."""
+    store = Store(engine)
+    reports = [
+        make_report(
+            "junction",
+            MONDAY + 60 * k,
+            movements={
+                "n-e": ("north", "east", {"vehicle": 3, "bike": 1}),
+                "n-s": ("north", "south", {"vehicle": 2}),
+            },
+        )
+        for k in range(90)  # an hour and a half: two hours of totals
+    ] + [make_report("door", MONDAY, counts={"in": {"pedestrian": 5}})]
+    assert store.add_reports("s", reports, now=MONDAY + 7200).stored == 91
+    moved = queries.movements(engine, selection(MONDAY, MONDAY + 7200, "hour"))
+    assert [(m["movement"], m["origin"], m["destination"], m["counts"]) for m in moved] == [
+        ("n-e", "north", "east", {"pedestrian": 0, "bike": 90, "vehicle": 270}),
+        ("n-s", "north", "south", {"pedestrian": 0, "bike": 0, "vehicle": 180}),
+    ]
+    only = selection(MONDAY, MONDAY + 3600, "hour", categories=("vehicle",), camera="junction")
+    assert [m["counts"] for m in queries.movements(engine, only)] == [
+        {"vehicle": 180},
+        {"vehicle": 120},
+    ]
+    assert total(queries.counts(engine, selection(MONDAY, MONDAY + 3600, "hour"))) == 5
+
+
 def test_a_database_url_we_cannot_use_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"dashboard\.database: 'mysql' is not supported"):
         open_engine("mysql://x@localhost/db")
@@ -243,6 +274,25 @@ def test_counts_api_buckets_filters_and_says_the_licence(client: TestClient) -> 
     ).json()
     assert only["rows"][0]["out"] == {"bike": 360} and "in" not in only["rows"][0]
     assert client.get("/api/counts", params={**RANGE, "site": "elsewhere"}).json()["rows"] == []
+
+
+def test_movements_api_gives_each_camera_s_origin_destination_cells(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'api.sqlite'}")
+    migrate(engine)
+    movements = {"w-e": ("west", "east", {"pedestrian": 4}), "e-w": ("east", "west", {"bike": 1})}
+    reports = [make_report("square", MONDAY + 60 * k, movements=movements) for k in range(30)]
+    Store(engine).add_reports("gare", reports, now=MONDAY + 3600)
+    client = TestClient(create_app(DashboardConfig(timezone="Europe/Paris"), engine))
+    document = client.get("/api/movements", params={**RANGE, "site": "gare"}).json()
+    assert document["licence"] == "CC-BY-4.0" and document["from"] == "2026-11-16T00:00:00+01:00"
+    cells = {(m["origin"], m["destination"]): m["counts"] for m in document["movements"]}
+    assert cells == {
+        ("east", "west"): {"pedestrian": 0, "bike": 30, "vehicle": 0},
+        ("west", "east"): {"pedestrian": 120, "bike": 0, "vehicle": 0},
+    }
+    assert (
+        client.get("/api/movements", params={**RANGE, "camera": "other"}).json()["movements"] == []
+    )
 
 
 def test_csv_and_json_downloads_hold_the_same_counts(client: TestClient) -> None:

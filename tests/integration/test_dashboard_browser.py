@@ -52,6 +52,14 @@ def dashboard(tmp_path: Path) -> Iterator[int]:
             })
             for k in range(2 * 96)
         ], now=now)  # fmt: skip
+    store.add_reports("market", [
+        make_report("junction", first + 900 * k, seconds=900, line="north", movements={
+            "n-e": ("north", "east", {"vehicle": k % 4, "bike": 1}),
+            "e-n": ("east", "north", {"vehicle": 2}),
+            "n-s": ("north", "south", {"pedestrian": k % 3}),
+        })
+        for k in range(2 * 96)
+    ], now=now)  # fmt: skip
     store.set_notice("market", NOTICE, now)
     engine.dispose()
     port = free_port()
@@ -151,3 +159,49 @@ def test_picking_a_line_charts_the_counts_the_api_returns(dashboard: int, browse
     assert driver.find_elements(By.CSS_SELECTOR, "#completeness td")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+
+def test_the_origin_destination_matrix_shows_the_movements_the_api_returns(
+    dashboard: int, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    driver.get(f"http://{HOST}:{dashboard}/")
+    wait = WebDriverWait(driver, 20)
+    Select(wait.until(lambda d: d.find_element(By.ID, "camera"))).select_by_value("junction")
+    driver.find_element(By.CSS_SELECTOR, "input[name=category][value=pedestrian]").click()
+
+    def matrix(d: WebDriver) -> list[list[str]] | None:
+        """The junction's matrix once the page shows the new choice (None until then)."""
+        busy = d.find_element(By.ID, "chart").get_attribute("aria-busy")
+        if "category=pedestrian" in d.current_url or busy != "false":
+            return None
+        script = """return [...document.querySelectorAll(
+            "table.od[data-camera='market / junction'] tr")].map(
+            (tr) => [...tr.children].map((cell) => cell.textContent));"""
+        return d.execute_script(script) or None  # type: ignore[no-any-return]
+
+    rows = wait.until(matrix)
+    query = driver.current_url.split("?", 1)[1].split("#", 1)[0]
+    with urllib.request.urlopen(f"http://{HOST}:{dashboard}/api/movements?{query}") as response:
+        movements = json.loads(response.read())["movements"]
+    expected = {(m["origin"], m["destination"]): sum(m["counts"].values()) for m in movements}
+    assert set(next(iter(m["counts"] for m in movements))) == {"bike", "vehicle"}
+    head, *body = rows
+    assert head == ["market / junction: from \\ to", "east", "north", "south"]
+    shown = {
+        (row[0], destination): int(value)
+        for row in body
+        for destination, value in zip(head[1:], row[1:], strict=True)
+        if value
+    }
+    assert shown == expected and len(shown) == 3
+    assert [row[0] for row in body] == ["east", "north"]
+    assert body[0][3] == ""  # east -> south is not a movement: blank, not 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    section = driver.find_element(By.ID, "movements")
+    driver.execute_script("arguments[0].scrollIntoView()", section)
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard-movements.png"))

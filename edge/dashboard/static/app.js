@@ -188,6 +188,35 @@ function drawSummary(summary, directions, categories) {
   $("summary").replaceChildren(...cards);
 }
 
+// One origin-destination matrix per camera: origins down, destinations across, each cell the
+// movement's total over the picked categories; a pair without a movement stays blank.
+function drawMovements(document_, categories) {
+  const byCamera = new Map();
+  for (const m of document_.movements) {
+    const key = `${m.site} / ${m.camera}`;
+    if (!byCamera.has(key)) byCamera.set(key, []);
+    byCamera.get(key).push(m);
+  }
+  const tables = [];
+  for (const [camera, cells] of byCamera) {
+    const origins = [...new Set(cells.map((m) => m.origin))].sort();
+    const destinations = [...new Set(cells.map((m) => m.destination))].sort();
+    const total = (m) => categories.reduce((n, c) => n + (m.counts[c] || 0), 0);
+    const value = (o, d) => { const m = cells.find((x) => x.origin === o && x.destination === d); return m ? total(m) : ""; };
+    const table = document.createElement("table");
+    table.className = "od";
+    table.dataset.camera = camera;
+    fillTable(table, [`${camera}: from \\ to`, ...destinations], origins.map((o) => [o, ...destinations.map((d) => value(o, d))]));
+    tables.push(table);
+  }
+  if (!tables.length) {
+    const none = document.createElement("p");
+    none.textContent = "No turning movement is counted here (cameras[].movements in the box's configuration).";
+    tables.push(none);
+  }
+  $("movements").replaceChildren(...tables);
+}
+
 function drawCompleteness(rows) {
   const hours = (s) => (s / 3600).toFixed(1);
   fillTable($("completeness"),
@@ -238,8 +267,9 @@ async function refresh() {
   }
   $("chart").setAttribute("aria-busy", "true");
   try {
-    const [counts, summary, completeness] = await Promise.all([
+    const [counts, summary, completeness, movements] = await Promise.all([
       api("/api/counts", params), api("/api/summary", params), api("/api/completeness", params),
+      api("/api/movements", params),
     ]);
     if (mine !== generation) return;
     const buckets = byBucket(counts.rows, directions, categories);
@@ -249,6 +279,7 @@ async function refresh() {
     drawTable(buckets, directions, categories);
     drawSummary(summary, directions, categories);
     drawCompleteness(completeness);
+    drawMovements(movements, categories);
     $("error").hidden = true;
   } catch (err) {
     $("error").textContent = `Could not load the counts (${err.message}).`;

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.analytics.evaluation import count_error, read_mot_gt, true_crossings
-from edge.config import LineConfig
+from edge.analytics.evaluation import count_error, read_mot_gt, true_crossings, true_movements
+from edge.config import LineConfig, MovementConfig
 from edge.errors import SourceError
 from tests.conftest import shared_file
 
@@ -41,6 +41,24 @@ def test_true_crossings_follow_the_counter_convention(tmp_path: Path) -> None:
     rows += [f"{f},2,{400 - 10 * f},100,20,50,1,-1,-1,-1" for f in range(1, 15)]  # right to left
     rows += [f"{f},3,{250 + 10 * f},460,20,50,1,-1,-1,-1" for f in range(1, 15)]  # below the end
     assert true_crossings(read_mot_gt(write_gt(tmp_path, rows)), CENTRE) == {"in": 1, "out": 1}
+
+
+def test_true_movements_pair_each_annotated_object_s_crossings_in_time_order(
+    tmp_path: Path,
+) -> None:
+    """Object 1 walks right across both lines, object 2 left across both, object 3 crosses the
+    first line only, and object 4 crosses both but 40 s apart (at 1 fps), past ``within_s``."""
+    west, east = LineConfig(name="w", start=(200, 0), end=(200, 480)), CENTRE
+    rows = [f"{f},1,{150 + 20 * f},100,20,50,1,-1,-1,-1" for f in range(1, 12)]
+    rows += [f"{f},2,{400 - 20 * f},100,20,50,1,-1,-1,-1" for f in range(1, 12)]
+    rows += [f"{f},3,{150 + 20 * f},200,20,50,1,-1,-1,-1" for f in range(1, 5)]
+    rows += [f"{f},4,{150 + 3 * f},300,20,50,1,-1,-1,-1" for f in range(1, 60)]
+    movements = [
+        MovementConfig.model_validate({"name": a + "-" + b, "from": a, "to": b})
+        for a, b in (("w", "centre"), ("centre", "w"))
+    ]
+    truth = read_mot_gt(write_gt(tmp_path, rows))
+    assert true_movements(truth, [west, east], movements, fps=1.0) == {"w-centre": 1, "centre-w": 1}
 
 
 def test_tud_campus_ground_truth_matches_its_published_counts() -> None:

@@ -93,6 +93,7 @@ def test_the_store_keeps_aggregates_only_and_finds_a_camera_by_id_or_stream(
         "lines",
         "occupancy_sum",
         "occupancy_max",
+        "movements",
     }  # fmt: skip  (no track id, box or per-object time)
     store.forget("door")
     assert store.load("door", "rtsp://h/x") == []
