@@ -201,6 +201,49 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """The commissioning page for one camera until Ctrl-C; opening, saving and closing audited."""
+    from edge.app import build_detector
+    from edge.commissioning.server import SetupSession, file_sha256, serve
+    from edge.legal.gate import startup_gate
+    from edge.legal.policy import load_policy
+
+    settings = _settings_or_audited_refusal(args.config, args.audit_log)
+    ids = [camera.id for camera in settings.cameras]
+    index = ids.index(args.camera) if args.camera in ids else None if args.camera else 0
+    if index is None or not ids:
+        raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
+    policy = load_policy(settings.policy.path())
+    detector = build_detector(settings)
+    camera = settings.cameras[index]
+    with AuditLog(args.audit_log) as audit:
+        facts: dict[str, JsonValue] = {
+            "camera": camera.id,
+            "policy_sha256": policy.sha256,
+            "config_sha256": file_sha256(args.config),
+        }
+        # Everything but the geometry, which is what the page is for, must already pass.
+        decision = startup_gate(settings, policy, [camera], detector.info, dt.date.today())
+        refusals = [
+            f"{d.rule}: {d.detail}" for d in decision.refusals if ".geometry." not in d.rule
+        ]
+        if not policy.setup_view:
+            refusals.append(f"policy.setup_view: policy '{policy.name}' forbids the setup page")
+        if refusals:
+            audit.append("setup_refused", **facts, refusals=list[JsonValue](refusals))
+            raise PolicyViolation(refusals)
+        session = SetupSession(args.config, settings, index, policy, detector, audit)
+        audit.append("setup_opened", **facts, background=list[JsonValue](session.frame_size))
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            serve(session, args.host, args.port, lambda url: print(f"open {url}", flush=True))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            audit.append("setup_closed", **{**facts, "config_sha256": file_sha256(args.config)})
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 if ``edge run``'s heartbeat is fresh and its process alive, 1 otherwise."""
     from edge.health import check_health
@@ -503,6 +546,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-collect", action="store_true", help="serve what is stored, without a broker"
     )
     dashboard.set_defaults(func=cmd_dashboard)
+
+    setup = commands.add_parser(
+        "setup", help="the installer's page: place a camera's lines and zones on its background"
+    )
+    with_config(setup, required=True)
+    setup.add_argument("--camera", help="camera id (default: the first)")
+    setup.add_argument(
+        "--host", default="127.0.0.1", help="address to answer on (default: loopback only)"
+    )
+    setup.add_argument("--port", type=int, default=8090, help="0: any free port")
+    setup.set_defaults(func=cmd_setup)
 
     health = commands.add_parser(
         "health", help="exit 0 if edge run's heartbeat is fresh and its process alive, 1 if not"

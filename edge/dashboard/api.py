@@ -158,6 +158,17 @@ def create_app(
             **{d: per for d, per in row.counts.items()},
         }
 
+    def hours_document(s: Selection, key: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Figures summed over the range in whole hours, with the range and the licence."""
+        start, end = queries.widen(dataclasses.replace(s, bucket="hour"))
+        return {
+            "from": iso_local(start, s.tz),
+            "to": iso_local(end, s.tz),
+            "tz": s.tz.key,
+            **licence,
+            key: rows,
+        }
+
     def counts_document(s: Selection) -> dict[str, Any]:
         start, end = queries.widen(s)
         return {
@@ -270,14 +281,13 @@ def create_app(
     def movements(s: Selected) -> dict[str, Any]:
         """Turning movements over the range (whole hours), per camera's movement and category:
         the cells of each camera's origin-destination matrix (from report schema version 2)."""
-        start, end = queries.widen(dataclasses.replace(s, bucket="hour"))
-        return {
-            "from": iso_local(start, s.tz),
-            "to": iso_local(end, s.tz),
-            "tz": s.tz.key,
-            **licence,
-            "movements": queries.movements(engine, s),
-        }
+        return hours_document(s, "movements", queries.movements(engine, s))
+
+    @app.get("/api/zones", tags=["counts"], dependencies=guard)
+    def zones(s: Selected) -> dict[str, Any]:
+        """Zone occupancy over the range (whole hours): time-weighted mean and peak per zone
+        and category, as the boxes' policies let them out."""
+        return hours_document(s, "zones", queries.zones(engine, s))
 
     @app.get("/api/summary", tags=["counts"], dependencies=guard)
     def summary(s: Selected) -> dict[str, Any]:

@@ -167,9 +167,6 @@ def movements(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
         .group_by(*columns)
         .order_by(*columns)
     )
-    for column, value in ((t.cameras.c.site, selection.site), (t.cameras.c.name, selection.camera)):
-        if value is not None:
-            query = query.where(column == value)
     with engine.connect() as connection:
         return [
             {
@@ -180,8 +177,46 @@ def movements(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
                 "destination": row.destination,
                 "counts": {c: int(getattr(row, c)) for c in selection.categories},
             }
-            for row in connection.execute(query)
+            for row in connection.execute(_where(query, replace(selection, line=None)))
         ]
+
+
+def zones(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
+    """Zone occupancy over the selection's range (whole hours): per zone and category, the
+    time-weighted mean (objects present on average while watched) and the peak. The boxes
+    published only figures their policy allows (groups below its floor count as 0)."""
+    start, end = widen(replace(selection, bucket="hour"))
+    z, hours = t.zones, t.zone_hours
+    columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), z.c.name]
+    sums = [func.sum(hours.c.observed_s).label("observed_s")]
+    sums += [func.sum(hours.c[f"mean_s_{c}"]).label(f"mean_s_{c}") for c in selection.categories]
+    sums += [func.max(hours.c[f"max_{c}"]).label(f"max_{c}") for c in selection.categories]
+    query = (
+        select(*columns, *sums)
+        .select_from(hours.join(z).join(t.cameras))
+        .where(hours.c.hour >= start, hours.c.hour < end)
+        .group_by(*columns)
+        .order_by(*columns)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(_where(query, replace(selection, line=None))).all()
+    out = []
+    for row in rows:
+        watched = float(row.observed_s or 0.0)
+        out.append(
+            {
+                "site": row.site,
+                "camera": row.camera,
+                "zone": row.name,
+                "observed_s": round(watched, 1),
+                "mean": {
+                    c: round(float(getattr(row, f"mean_s_{c}")) / watched, 3) if watched else 0.0
+                    for c in selection.categories
+                },
+                "max": {c: int(getattr(row, f"max_{c}")) for c in selection.categories},
+            }
+        )
+    return out
 
 
 def week_on_week(engine: Engine, selection: Selection, now: float | None = None) -> dict[str, Any]:

@@ -122,6 +122,9 @@ class Retention(BaseModel):
     audit_days: int = Field(ge=1, le=3650, description="Audit log kept this long.")
 
 
+ADDED_FIELDS = frozenset({"setup_view"})  # see Policy.canonical
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -139,6 +142,11 @@ class Policy(BaseModel):
     valid_until: dt.date
     required_declaration: list[DeclarationField]
     references: list[str] = Field(default_factory=list)
+    setup_view: bool = Field(
+        default=True,
+        description="'edge setup' may show the installer the scene's background (at most 1/8 "
+        "of the source's resolution and 320 pixels wide, never stored) and live boxes.",
+    )
 
     @model_validator(mode="after")
     def _dates(self) -> Policy:
@@ -179,9 +187,15 @@ class Policy(BaseModel):
 
     @property
     def canonical(self) -> str:
-        """The policy's meaning as one JSON text: what its sha256 is taken over."""
+        """The policy's meaning as one JSON text: what its sha256 is taken over. A field added
+        since (``ADDED_FIELDS``) counts only when the file gives it, so the pins of the
+        policies written before it stay valid."""
+        unset = {name for name in ADDED_FIELDS if name not in self.model_fields_set}
         return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            self.model_dump(mode="json", exclude=unset),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
         )
 
     @property

@@ -3,16 +3,20 @@ check that the chart shows what the API returns, and keep a screenshot as a test
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -46,7 +50,7 @@ def dashboard(tmp_path: Path) -> Iterator[int]:
     first = now - now % 900 - 2 * 86400
     for camera, line, scale in (("north", "entrance", 1), ("south", "exit", 3)):
         store.add_reports("market", [
-            make_report(camera, first + 900 * k, seconds=900, line=line, counts={
+            make_report(camera, first + 900 * k, seconds=900, line=line, zone="square", counts={
                 "in": {"pedestrian": scale * (k % 7), "bike": k % 2},
                 "out": {"pedestrian": scale * (k % 5), "vehicle": k % 3},
             })
@@ -205,3 +209,103 @@ def test_the_origin_destination_matrix_shows_the_movements_the_api_returns(
     section = driver.find_element(By.ID, "movements")
     driver.execute_script("arguments[0].scrollIntoView()", section)
     assert driver.save_screenshot(str(ARTIFACTS / "dashboard-movements.png"))
+
+
+def test_the_engineer_views_show_what_the_api_returns_in_english_and_french(
+    dashboard: int, browser: object
+) -> None:
+    """Ticks written once, one scale above and below the axis, every line on one chart, the
+    weekday-by-hour profile, the modal split and the zones, each checked against the API."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    base = f"http://{HOST}:{dashboard}"
+    driver.get(base + "/")
+    wait = WebDriverWait(driver, 20)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#compare path[data-series]"))
+    wait.until(lambda d: d.find_element(By.ID, "chart").get_attribute("aria-busy") == "false")
+    query = driver.current_url.split("?", 1)[1]
+
+    def api(path: str, **changes: str) -> Any:
+        params = [(k, v) for k, v in urllib.parse.parse_qsl(query) if k not in changes]
+        url = f"{base}{path}?{urllib.parse.urlencode(params + list(changes.items()))}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    ticks = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#chart text.tick")]
+    assert 2 <= len(ticks) <= 11 and len(set(ticks)) == len(ticks), ticks
+    grid = [float(g.get_attribute("data-grid") or 0) for g in
+            driver.find_elements(By.CSS_SELECTOR, "#chart text[data-grid]")]  # fmt: skip
+    above = sorted(v for v in grid if v < 0)[::-1]
+    below = sorted(v for v in grid if v > 0)
+    assert above and below and -above[0] == below[0]  # the same step on both sides
+
+    rows = api("/api/counts")["rows"]
+    totals: Counter[str] = Counter()
+    for row in rows:
+        key = f"{row['site']} / {row['camera']} / {row['line']}"
+        totals[key] += sum(n for d in ("in", "out") for n in row[d].values())
+    drawn = {
+        p.get_attribute("data-series"): int(p.get_attribute("data-total") or -1)
+        for p in driver.find_elements(By.CSS_SELECTOR, "#compare path[data-series]")
+    }
+    assert drawn == dict(totals) and len(drawn) >= 4
+
+    hourly = api("/api/counts", bucket="hour")["rows"]
+    paris = ZoneInfo("Europe/Paris")
+    sums: Counter[tuple[int, int]] = Counter()
+    days: dict[tuple[int, int], set[dt.date]] = defaultdict(set)
+    for row in hourly:
+        moment = dt.datetime.fromisoformat(row["start"]).astimezone(paris)
+        cell = (moment.weekday(), moment.hour)
+        sums[cell] += sum(n for d in ("in", "out") for n in row[d].values())
+        days[cell].add(moment.date())
+    cells = driver.find_elements(By.CSS_SELECTOR, "#profile td[data-mean]")
+    assert len(cells) == len(sums)
+    for cell in cells:
+        key = (
+            int(cell.get_attribute("data-weekday") or -1),
+            int(cell.get_attribute("data-hour") or -1),
+        )
+        assert abs(float(cell.get_attribute("data-mean") or -1) - sums[key] / len(days[key])) < 1e-6
+
+    summary = api("/api/summary")["totals"]
+    split = {
+        s.get_attribute("data-category"): int(s.get_attribute("data-count") or -1)
+        for s in driver.find_elements(By.CSS_SELECTOR, "#split .split")
+    }
+    assert split == {c: summary["in"][c] + summary["out"][c] for c in split} and len(split) == 3
+
+    zones = api("/api/zones")["zones"]
+    table = driver.find_element(By.ID, "zones-table")
+    body = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]  # fmt: skip
+    assert [r[0] for r in body] == [f"{z['site']} / {z['camera']} / {z['zone']}" for z in zones]
+    assert [float(r[2]) for r in body] == [round(z["mean"]["pedestrian"], 2) for z in zones]
+    assert [int(r[3]) for r in body] == [z["max"]["pedestrian"] for z in zones]
+    bars = driver.find_elements(By.CSS_SELECTOR, "#zones-chart rect[data-mean]")
+    assert len(bars) == 3 * len(zones) and {
+        (
+            b.get_attribute("data-zone"),
+            b.get_attribute("data-category"),
+            float(b.get_attribute("data-mean") or -1),
+        )
+        for b in bars
+    } == {(f"{z['camera']}/{z['zone']}", c, z["mean"][c]) for z in zones for c in z["mean"]}
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for section in ("compare-section", "profile-section", "split-section", "zones-section"):
+        driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.ID, section))
+        assert driver.save_screenshot(str(ARTIFACTS / f"dashboard-{section.split('-')[0]}.png"))
+
+    driver.get(base + "/?lang=fr")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#compare path[data-series]"))
+    assert driver.execute_script("return document.documentElement.lang") == "fr"
+    headings = [h.text for h in driver.find_elements(By.TAG_NAME, "h2")]
+    assert "Répartition modale" in headings and "Mouvements tournants" in headings
+    legend = driver.find_element(By.ID, "legend").text
+    assert "piétons entrée" in legend
+    assert "lang=fr" in driver.current_url  # kept across the page's own URL updates
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard-fr.png"))

@@ -496,5 +496,5 @@ def test_a_whole_run_writes_no_image_or_video_and_audits_zero_frames_persisted(
     assert stop["reports_published"] == 1 and stop["reports_dropped"] == 0
     assert entries[0]["policy_sha256"] == POLICY.sha256
     # The rules themselves, not only their name and hash: a DPO reads them off the log.
-    assert json.loads(entries[0]["policy_canonical"]) == POLICY.model_dump(mode="json")
+    assert json.loads(entries[0]["policy_canonical"]) == json.loads(POLICY.canonical)
     assert verify_audit(audit_in_tmp).ok

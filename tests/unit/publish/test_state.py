@@ -94,6 +94,7 @@ def test_the_store_keeps_aggregates_only_and_finds_a_camera_by_id_or_stream(
         "occupancy_sum",
         "occupancy_max",
         "movements",
+        "movement_lines",
     }  # fmt: skip  (no track id, box or per-object time)
     store.forget("door")
     assert store.load("door", "rtsp://h/x") == []
