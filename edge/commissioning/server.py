@@ -292,7 +292,12 @@ def _point(point: Any) -> list[float | int]:
 def serve(session: SetupSession, host: str, port: int, ready: Callable[[str], None]) -> None:
     """Answer the page until interrupted; ``ready`` gets the URL with the token, once."""
     token = secrets.token_urlsafe(24)
-    server = ThreadingHTTPServer((host, port), _handler(session, token))
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(session, token))
+    except OSError as err:
+        raise ConfigError(
+            [f"--host/--port: cannot listen on {host}:{port} ({err.strerror})"]
+        ) from err
     server.daemon_threads = True
     shown_host = f"[{host}]" if ":" in host else host
     session.start()

@@ -114,6 +114,17 @@ def test_the_picture_is_small_and_the_api_needs_the_token(setup: Setup) -> None:
     assert not any(key in json.dumps(state) for key in ("track", 'id"'))
 
 
+def test_a_port_in_use_is_a_one_line_error(setup: Setup, tmp_path: Path) -> None:
+    port = setup.base.rsplit(":", 1)[1]
+    argv = [sys.executable, "-m", "edge", "--audit-log", str(tmp_path / "b.jsonl"), "setup",
+            "-c", str(tmp_path / "edge.yaml"), "--port", port]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"edge: --host/--port: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]
+
+
 def test_a_save_the_gate_refuses_writes_nothing(setup: Setup, tmp_path: Path) -> None:
     config = tmp_path / "edge.yaml"
     before = config.read_bytes()
