@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from edge.legal.audit import verify_audit
 from edge.legal.policy import load_policy
 from tests.conftest import EXAMPLE, REPO, shared_file
 from tests.integration.test_dashboard_browser import ARTIFACTS, browser  # noqa: F401 (fixture)
+from tests.support.rtsp import RtspServer
 
 TUD = "clips/tud_campus/TUD-Campus.mp4"
 
@@ -112,6 +113,26 @@ def test_the_picture_is_small_and_the_api_needs_the_token(setup: Setup) -> None:
     assert state["frame"] == [640, 480] and state["lines"][0]["name"] == "centre"
     assert all(len(box) == 5 for box in state["boxes"])  # x1, y1, x2, y2, category: no id
     assert not any(key in json.dumps(state) for key in ("track", 'id"'))
+
+
+def test_a_live_camera_gives_the_same_small_picture_and_live_boxes(
+    tmp_path: Path, rtsp_server: Callable[[dict[str, str]], RtspServer]
+) -> None:
+    """The camera is an RTSP stream of the clip (GStreamer's server): the background is made
+    from the stream and the live thread detects on it."""
+    server = rtsp_server({"cam": str(shared_file(TUD))})
+    config = config_copy(tmp_path)
+    config.write_text(config.read_text().replace(str(shared_file(TUD)), server.url("cam")))
+    live = Setup(config, tmp_path / "audit.jsonl")
+    try:
+        assert png_size(live.get("/api/background.png")) == (80, 60)
+        deadline = time.monotonic() + 30
+        while not json.loads(live.get("/api/state"))["boxes"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert json.loads(live.get("/api/state"))["boxes"]
+    finally:
+        assert live.stop() == 0
+    assert events(tmp_path / "audit.jsonl") == ["setup_opened", "setup_closed"]
 
 
 def test_a_port_in_use_is_a_one_line_error(setup: Setup, tmp_path: Path) -> None:
