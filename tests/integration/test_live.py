@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from edge.analytics.aggregate import WindowAggregator
+from edge.health import read_heartbeat
 from edge.vision.live import LiveSource, redact
 from tests.conftest import EXAMPLE, REPO, edge_argv, shared_file, wait_until
 
@@ -160,11 +161,19 @@ def test_edge_run_counts_a_served_clip_and_stops_within_2s(
     data["spool"] = {"path": str(tmp_path / "spool.sqlite")}  # where the open window is kept
     config = tmp_path / "edge.yaml"
     config.write_text(yaml.safe_dump(data))
+    health = tmp_path / "health.json"
     process = subprocess.Popen(
-        edge_argv("-v", "run", "-c", str(config)),
+        edge_argv("-v", "run", "-c", str(config), "--health-file", str(health)),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(14)  # model load, connect, then some seconds of traffic
+    # Model load and connection take what a busy machine makes them take: wait for the
+    # heartbeat (every 5 s) to show traffic processed, then a few seconds more of it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if health.exists() and read_heartbeat(health).frames_processed > 0:
+            break
+        time.sleep(0.5)
+    time.sleep(5)
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, err = process.communicate(timeout=30)
