@@ -210,9 +210,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     settings = _settings_or_audited_refusal(args.config, args.audit_log)
     ids = [camera.id for camera in settings.cameras]
-    index = ids.index(args.camera) if args.camera in ids else None if args.camera else 0
-    if index is None or not ids:
+    if not ids:
+        raise ConfigError(["cameras: edge setup needs at least one camera in -c FILE"])
+    if args.camera and args.camera not in ids:
         raise ConfigError([f"--camera: no camera '{args.camera}' in the config ({ids})"])
+    index = ids.index(args.camera) if args.camera else 0
     policy = load_policy(settings.policy.path())
     detector = build_detector(settings)
     camera = settings.cameras[index]

@@ -27,7 +27,7 @@ from edge.config import CameraConfig, Settings
 from edge.figures import StageTimes
 from edge.legal.disclosure import cells_of, overlap
 from edge.legal.policy import FLOOR
-from edge.vision.frames import Frame
+from edge.vision.frames import Frame, time_slot
 from edge.vision.motion import MotionGate
 
 STAGES = ("decode", "motion", "detect", "track", "riders", "count", "aggregate", "publish")
@@ -107,13 +107,12 @@ class CameraPipeline:
         return detect
 
     def _same_slot(self, timestamp: float, fps: float | None) -> bool:
-        """Whether the last detection fell in the same 1/fps slot of time: the first frame of
-        each slot is the one detected, as the frame-rate limiter keeps frames, so a camera's
-        jitter (frames 0.08 s then 0.12 s apart) does not halve the rate."""
+        """Whether the last detection fell in the same 1/fps slot of time (``time_slot``: the
+        frame-rate limiter's rule, so a camera's jitter does not halve the rate)."""
         last = self._detected_at
         if not fps or last is None:
             return False
-        return _slot(timestamp, fps) == _slot(last, fps)
+        return time_slot(timestamp, fps) == time_slot(last, fps)
 
     def _near_a_figure(self, timestamp: float) -> bool:
         """A confirmed track whose predicted anchor lies within its box height, plus the way it
@@ -187,10 +186,6 @@ class CameraPipeline:
         self.movements.reset()
         for counter in self.lines:
             counter.reset()
-
-
-def _slot(timestamp: float, fps: float) -> int:
-    return math.floor(timestamp * fps + 1e-9)
 
 
 def _edges(camera: CameraConfig) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -88,7 +88,7 @@ class SetupSession:
             first = next(iter(sampled(feed, timeout_s=10.0)), None)
             if first is None:
                 raise EdgeError(f"cameras[{index}].source: no frame came from the camera")
-            self.frame_size = (first.image.shape[1], first.image.shape[0])
+            self.frame_size = first.size
             self.background = png(median_background(sampled(feed), self.frame_size))
         finally:
             feed.close()
@@ -129,9 +129,13 @@ class SetupSession:
             camera = self._camera_with(payload)
         except ConfigError as err:
             return err.lines
+        self._use(camera)
+        return []
+
+    def _use(self, camera: CameraConfig) -> None:
+        """Count on ``camera``'s lines from now on."""
         with self._lock:
             self.camera, self._counters = camera, self._line_counters(camera)
-        return []
 
     def save(self, payload: Any) -> list[str]:
         """Write the draft into the configuration file if the configuration validates and the
@@ -166,7 +170,7 @@ class SetupSession:
         self.audit.append(
             "setup_saved", camera=camera.id, config_sha256_before=before, config_sha256_after=after
         )
-        self.set_draft(payload)
+        self._use(camera)
         return []
 
     def _refusals(self, candidate: Path) -> list[str]:

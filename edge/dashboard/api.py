@@ -11,7 +11,6 @@ package: no CDN, nothing fetched from the internet. The OpenAPI description is
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import functools
 import io
@@ -160,7 +159,7 @@ def create_app(
 
     def hours_document(s: Selection, key: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Figures summed over the range in whole hours, with the range and the licence."""
-        start, end = queries.widen(dataclasses.replace(s, bucket="hour"))
+        start, end = queries.whole_hours(s)
         return {
             "from": iso_local(start, s.tz),
             "to": iso_local(end, s.tz),

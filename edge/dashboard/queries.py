@@ -151,57 +151,65 @@ def totals(engine: Engine, selection: Selection) -> dict[Direction, dict[Categor
     }
 
 
-def movements(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
-    """Turning movements over the selection's range (widened to whole hours), summed per
-    movement and category in the database: one row per camera's movement, an origin-destination
-    matrix's cell."""
-    start, end = widen(replace(selection, bucket="hour"))
-    m, hours = t.movements, t.movement_hours
-    columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), m.c.name, m.c.origin,
-               m.c.destination]  # fmt: skip
-    sums = [func.sum(hours.c[c]).label(c) for c in selection.categories]
+def whole_hours(selection: Selection) -> tuple[int, int]:
+    """The selection's range widened to whole hours: what the hourly tables can answer."""
+    return widen(replace(selection, bucket="hour"))
+
+
+def _hourly_totals(
+    engine: Engine,
+    selection: Selection,
+    hours: Table,
+    owner: Table,
+    columns: list[Any],
+    figures: list[Any],
+) -> list[Any]:
+    """``figures`` over the range's whole hours of ``hours``, joined to its ``owner`` (movements,
+    zones) and their cameras, one row per ``columns``, for the selection's site and camera."""
+    start, end = whole_hours(selection)
     query = (
-        select(*columns, *sums)
-        .select_from(hours.join(m).join(t.cameras))
+        select(*columns, *figures)
+        .select_from(hours.join(owner).join(t.cameras))
         .where(hours.c.hour >= start, hours.c.hour < end)
         .group_by(*columns)
         .order_by(*columns)
     )
     with engine.connect() as connection:
-        return [
-            {
-                "site": row.site,
-                "camera": row.camera,
-                "movement": row.name,
-                "origin": row.origin,
-                "destination": row.destination,
-                "counts": {c: int(getattr(row, c)) for c in selection.categories},
-            }
-            for row in connection.execute(_where(query, replace(selection, line=None)))
-        ]
+        return list(connection.execute(_where(query, replace(selection, line=None))))
+
+
+def movements(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
+    """Turning movements over the selection's range (widened to whole hours), summed per
+    movement and category in the database: one row per camera's movement, an origin-destination
+    matrix's cell."""
+    m, hours = t.movements, t.movement_hours
+    columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), m.c.name, m.c.origin,
+               m.c.destination]  # fmt: skip
+    sums = [func.sum(hours.c[c]).label(c) for c in selection.categories]
+    return [
+        {
+            "site": row.site,
+            "camera": row.camera,
+            "movement": row.name,
+            "origin": row.origin,
+            "destination": row.destination,
+            "counts": {c: int(getattr(row, c)) for c in selection.categories},
+        }
+        for row in _hourly_totals(engine, selection, hours, m, columns, sums)
+    ]
 
 
 def zones(engine: Engine, selection: Selection) -> list[dict[str, Any]]:
     """Zone occupancy over the selection's range (whole hours): per zone and category, the
     time-weighted mean (objects present on average while watched) and the peak. The boxes
     published only figures their policy allows (groups below its floor count as 0)."""
-    start, end = widen(replace(selection, bucket="hour"))
     z, hours = t.zones, t.zone_hours
     columns = [t.cameras.c.site, t.cameras.c.name.label("camera"), z.c.name]
-    sums = [func.sum(hours.c.observed_s).label("observed_s")]
-    sums += [func.sum(hours.c[f"mean_s_{c}"]).label(f"mean_s_{c}") for c in selection.categories]
-    sums += [func.max(hours.c[f"max_{c}"]).label(f"max_{c}") for c in selection.categories]
-    query = (
-        select(*columns, *sums)
-        .select_from(hours.join(z).join(t.cameras))
-        .where(hours.c.hour >= start, hours.c.hour < end)
-        .group_by(*columns)
-        .order_by(*columns)
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(_where(query, replace(selection, line=None))).all()
+    figures = [func.sum(hours.c.observed_s).label("observed_s")]
+    figures += [func.sum(hours.c[f"mean_s_{c}"]).label(f"mean_s_{c}") for c in selection.categories]
+    figures += [func.max(hours.c[f"max_{c}"]).label(f"max_{c}") for c in selection.categories]
     out = []
-    for row in rows:
+    for row in _hourly_totals(engine, selection, hours, z, columns, figures):
         watched = float(row.observed_s or 0.0)
         out.append(
             {

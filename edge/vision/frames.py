@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +29,13 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.image.shape[1], self.image.shape[0]
+
+
+def time_slot(timestamp: float, fps: float) -> int:
+    """The 1/fps slot of time a timestamp falls in. Frame-rate limits keep the first frame of
+    each slot (not frames at least 1/fps apart), so a jittery source (frames 0.08 s then 0.12 s
+    apart at 10 fps) keeps its rate; the 1e-9 absorbs timestamps computed as index / fps."""
+    return math.floor(timestamp * fps + 1e-9)
 
 
 class FrameSource(Protocol):

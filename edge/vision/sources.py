@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import SourceError
-from edge.vision.frames import FeedHealth, Frame, FrameFeed, FrameSource
+from edge.vision.frames import FeedHealth, Frame, FrameFeed, FrameSource, time_slot
 from edge.vision.live import LiveSource, Transport, is_live, redact
 
 logger = logging.getLogger(__name__)
@@ -36,15 +36,15 @@ class _Thinning:
     """
 
     def __init__(self, target_fps: float | None) -> None:
-        self.period = 1.0 / target_fps if target_fps else 0.0
+        self.fps = target_fps or 0.0
         self.next_slot = 0.0
 
     def keep(self, timestamp: float) -> bool:
-        if self.period == 0.0:
+        if not self.fps:
             return True
         if timestamp + 1e-9 < self.next_slot:
             return False
-        self.next_slot = (math.floor(timestamp / self.period + 1e-9) + 1) * self.period
+        self.next_slot = (time_slot(timestamp, self.fps) + 1) / self.fps
         return True
 
 

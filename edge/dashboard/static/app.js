@@ -317,6 +317,11 @@ function drawMovements(document_, categories) {
   $("movements").replaceChildren(...tables);
 }
 
+// A counts row's passages in the picked directions and categories.
+function passages(row, directions, categories) {
+  return directions.reduce((a, d) => a + categories.reduce((b, c) => b + ((row[d] || {})[c] || 0), 0), 0);
+}
+
 // One curve per line on one scale: the picked directions and categories summed per bucket.
 const SERIES = ["#1f6feb", "#d1495b", "#2da44e", "#8250df", "#bf8700", "#0a3069", "#f4a259", "#57606a"];
 function drawCompare(counts, directions, categories) {
@@ -324,7 +329,7 @@ function drawCompare(counts, directions, categories) {
   for (const row of counts.rows) {
     const key = `${row.site} / ${row.camera} / ${row.line}`;
     if (!series.has(key)) series.set(key, []);
-    const n = directions.reduce((a, d) => a + categories.reduce((b, c) => b + ((row[d] || {})[c] || 0), 0), 0);
+    const n = passages(row, directions, categories);
     series.get(key).push({ start: row.start, end: row.end, n });
   }
   if (!series.size) { $("compare").replaceChildren(); $("compare-legend").replaceChildren(); return; }
@@ -361,7 +366,7 @@ function drawProfile(hourly, directions, categories) {
   for (const row of hourly.rows) {
     const p = Object.fromEntries(format.formatToParts(Date.parse(row.start)).map((x) => [x.type, x.value]));
     const w = index[p.weekday], h = Number(p.hour);
-    sums[w][h] += directions.reduce((a, d) => a + categories.reduce((b, c) => b + ((row[d] || {})[c] || 0), 0), 0);
+    sums[w][h] += passages(row, directions, categories);
     days[w][h].add(`${p.day}/${p.month}`);
   }
   const mean = sums.map((r, w) => r.map((n, h) => (days[w][h].size ? n / days[w][h].size : null)));
