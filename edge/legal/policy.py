@@ -173,6 +173,10 @@ class Policy(BaseModel):
                  self.retention.spool_days > f.max_spool_days),
                 (f"retention.audit_days below {f.min_audit_days}",
                  self.retention.audit_days < f.min_audit_days),
+                # One object's movement is its route from one line to another: never shown alone.
+                ("turning_movements without small_counts.rule 'suppress'",
+                 "turning_movements" in self.allowed_outputs
+                 and self.small_counts.rule != "suppress"),
             )
             if weaker
         ]  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from edge.analytics.aggregate import CountReport
 from edge.analytics.detections import CATEGORIES, Category
 from edge.config import PACKAGE_ROOT, load_settings
+from edge.errors import ConfigError
 from edge.legal.audit import AuditLog
 from edge.legal.disclosure import cells_of, overlap
 from edge.legal.gate import EgressGate, startup_gate
@@ -145,3 +146,13 @@ def test_the_notice_says_movements_are_counted_and_how_long_passages_are_paired(
     text = " ".join(line for _, lines in sections for line in lines)
     assert words in text and "20 s" in text.replace(" secondes", " s").replace(" seconds", " s")
     assert "1 " in text and ("turning movement" in text or "mouvement(s)" in text)
+
+
+def test_a_policy_with_movements_must_suppress_small_counts(tmp_path: Path) -> None:
+    """One object's movement is its route: no policy may publish a movement count of 1."""
+    shipped = (PACKAGE_ROOT / "policies" / "cnil-statistics-movements.yaml").read_text()
+    assert MOVEMENTS_POLICY.small_counts.rule == "suppress"
+    weak = tmp_path / "weak.yaml"
+    weak.write_text(shipped.replace("  rule: suppress", "  rule: none"))
+    with pytest.raises(ConfigError, match=r"turning_movements without small_counts\.rule"):
+        load_policy(weak)
