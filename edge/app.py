@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.camera_lock import CameraLocks, FileLocks
@@ -34,14 +35,23 @@ from edge.legal.gate import EgressGate, startup_gate
 from edge.legal.notice import render_notice_for
 from edge.legal.policy import Policy, load_policy
 from edge.progress import Progress
-from edge.publish.mqtt import MqttPublisher, home_assistant_discovery
-from edge.publish.sinks import CollectSink, GuardedSink, JsonlSink, Sink, StdoutSink
+from edge.publish.sinks import (
+    CollectSink,
+    GuardedSink,
+    JsonlSink,
+    Sink,
+    StatusSink,
+    StdoutSink,
+)
 from edge.publish.spool import Spool
 from edge.publish.state import ReportLedger, WindowStore
 from edge.runner import CameraResult, Runner
 from edge.schema import AuditHeadMessage, NoticeMessage, StatsMessage, iso
 from edge.vision.live import is_live
 from edge.vision.sources import Replay, open_feed
+
+if TYPE_CHECKING:  # imported when MQTT is on: paho and ssl cost 8 MB of RSS a count never needs
+    from edge.publish.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 1.0  # at stop; what the broker has not taken by then stays spooled
@@ -256,7 +266,7 @@ def _serve(
 def _status_relay(sinks: Sequence[Sink]) -> Callable[[str, bool], None]:
     """Camera online/offline, told to the MQTT publisher if there is one."""
     unwrapped = [s.sink if isinstance(s, GuardedSink) else s for s in sinks]
-    publishers = [s for s in unwrapped if isinstance(s, MqttPublisher)]
+    publishers = [s for s in unwrapped if isinstance(s, StatusSink)]
 
     def relay(camera: str, online: bool) -> None:
         for publisher in publishers:
@@ -268,6 +278,8 @@ def _status_relay(sinks: Sequence[Sink]) -> Callable[[str, bool], None]:
 def _publisher(
     settings: Settings, policy: Policy, audit: AuditLog, stack: ExitStack
 ) -> MqttPublisher:
+    from edge.publish.mqtt import MqttPublisher, home_assistant_discovery
+
     spool = Spool(
         settings.spool.path,
         settings.spool.max_reports,

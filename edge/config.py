@@ -12,7 +12,8 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -26,7 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
 
 from edge.analytics.geometry import Anchor, polygon_is_simple
 from edge.analytics.riders import RiderConfig
@@ -489,13 +490,11 @@ def _default_model_dir() -> Path:
     return SHARED_MODEL_DIR if SHARED_MODEL_DIR.is_dir() else Path("models")
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Root of the configuration. Environment variables win over the YAML file:
-    ``EDGE_DETECTOR__CONFIDENCE=0.4`` sets ``detector.confidence``."""
+    ``EDGE_DETECTOR__CONFIDENCE=0.4`` sets ``detector.confidence`` (``environment_values``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_dir: Path = Field(default_factory=_default_model_dir)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -518,18 +517,6 @@ class Settings(BaseSettings):
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
         return cameras
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The YAML file arrives as init values; the environment is listed first so it wins.
-        return env_settings, init_settings
 
     def model_path(self) -> Path:
         """The detector model: as given if that file exists, else looked up in ``model_dir``."""
@@ -567,6 +554,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         raise PolicyViolation(refusals)
     _refuse_audit_location(data)
     _refuse_unknown_environment(os.environ)
+    data = _merged(data, environment_values(os.environ))
     problems = number_problems(Settings, data)
     if problems:
         raise ConfigError([f"{path}: {line}" if path else line for line in problems])
@@ -606,7 +594,7 @@ NON_SETTING_ENV: Final = frozenset(
 
 def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
     """An ``EDGE_*`` variable that sets nothing is an error, like an unknown key in the file:
-    pydantic-settings would ignore it, and ``EDGE_MODE=...`` would look accepted."""
+    ignored, ``EDGE_MODE=...`` would look accepted."""
     errors = [
         f"{name}: no such setting; a variable sets one as EDGE_SECTION__KEY, e.g. "
         f"EDGE_DETECTOR__CONFIDENCE{_did_you_mean(name)}"
@@ -619,20 +607,62 @@ def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
         raise ConfigError(errors)
 
 
-def _sets_a_setting(rest: str) -> bool:
-    """Whether ``EDGE_<rest>`` names a setting as pydantic-settings reads it (any case, ``__``
-    between a section and its keys)."""
+def _field_at(rest: str) -> FieldInfo | None:
+    """The field ``EDGE_<rest>`` sets (any case, ``__`` between a section and its keys), or
+    ``None``."""
     model: type[BaseModel] | None = Settings
+    field = None
     for key in rest.lower().split("__"):
         field = model.model_fields.get(key) if model is not None else None
         if field is None:
-            return False
+            return None
         model = next(
             (t for t in (field.annotation, *get_args(field.annotation))
              if isinstance(t, type) and issubclass(t, BaseModel)),
             None,
         )  # fmt: skip
-    return True
+    return field
+
+
+def _sets_a_setting(rest: str) -> bool:
+    return _field_at(rest) is not None
+
+
+def _is_structured(annotation: Any) -> bool:
+    """A list, mapping or section: given as JSON in a variable."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation))
+    if origin in (list, tuple, dict, set, frozenset):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the ``EDGE_*`` variables set, nested like the file: any case, ``__`` between a
+    section and its keys, JSON for a list or a section, a string otherwise (validated like the
+    file's values). Read here rather than by pydantic-settings, whose import alone costs 14 MB of
+    RSS (it loads asyncio and ssl). Variables that set nothing were refused before."""
+    values: dict[str, Any] = {}
+    for name in sorted(environ, key=lambda n: (n.count("__"), n)):  # a section, then its keys
+        rest = name[len("EDGE_") :]
+        if not name.upper().startswith("EDGE_") or name.upper() in NON_SETTING_ENV:
+            continue
+        field = _field_at(rest)
+        if field is None:
+            continue
+        value: Any = environ[name]
+        if _is_structured(field.annotation):
+            try:
+                value = json.loads(value)
+            except ValueError as err:
+                raise ConfigError(
+                    [f"{name}: expected JSON (a list or a section), got {value[:40]!r} ({err})"]
+                ) from err
+        for key in reversed(rest.lower().split("__")):
+            value = {key: value}
+        values = _merged(values, value)
+    return values
 
 
 def _did_you_mean(name: str) -> str:
@@ -662,25 +692,10 @@ def _merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _Overridden(Settings):
-    """Settings validated from given values only: the environment was read once already."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
 def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
     """``settings`` with ``changes`` (nested like the file: ``{"detector": {"model": ...}}``),
     validated like the file; flags win over the environment, which wins over the file."""
     try:
-        return _Overridden(**_merged(settings.model_dump(), changes))
+        return Settings(**_merged(settings.model_dump(), changes))
     except ValidationError as err:
         raise ConfigError(validation_lines(err)) from err

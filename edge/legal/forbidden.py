@@ -401,7 +401,8 @@ def find_forbidden_in_environment(
 
 
 def _parsed(value: str) -> Any:
-    """A variable's value as pydantic-settings reads it: JSON for lists and sections."""
+    """A variable's value read for words: JSON for anything that looks like a list or a section
+    (``edge.config.environment_values`` reads JSON only where the setting is one)."""
     if value.lstrip()[:1] in ("[", "{"):
         try:
             return json.loads(value)

@@ -14,11 +14,11 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from edge.errors import PublishError
 from edge.legal.audit import AuditLog, JsonValue
-from edge.schema import PublishedReport
+from edge.schema import PublishedReport, Status
 
 log = logging.getLogger(__name__)
 MAX_HELD = 10_000  # reports a failing sink keeps in memory; beyond, the oldest are dropped
@@ -29,6 +29,13 @@ class Sink(Protocol):
     """Where admitted reports go (stdout, a JSON Lines file, MQTT); reached only via the gate."""
 
     def send(self, report: PublishedReport) -> None: ...
+
+
+@runtime_checkable
+class StatusSink(Protocol):
+    """A sink that also says whether each camera is online (the MQTT publisher)."""
+
+    def set_camera_status(self, camera: str, status: Status) -> None: ...
 
 
 class CollectSink:

@@ -15,8 +15,6 @@ Credentials in URLs are redacted (``redact``) in every log line and status messa
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import random
@@ -29,6 +27,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.memory import return_freed_memory
 from edge.vision.frames import FeedHealth, Frame
 
 log = logging.getLogger(__name__)
@@ -38,20 +37,6 @@ LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "/dev/video")
 # OpenCV reads RTSP options from one process-wide variable when a capture opens: opens are
 # serialised so each camera gets its own transport.
 _OPEN_LOCK = threading.Lock()
-
-
-def _return_freed_memory() -> None:
-    """Hand freed heap pages back to the system after a capture is released (glibc only).
-
-    A dropped camera frees FFmpeg's decoder buffers on the reader thread's own malloc arena;
-    without a trim those pages stay in the process and RSS rises a few MB per reconnect.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def is_live(source: str) -> bool:
@@ -189,7 +174,7 @@ class LiveSource:
                     self.health.frames_received += 1
                     self._set_online(True)
                 capture.release()
-                _return_freed_memory()
+                return_freed_memory()
                 if self._stop.is_set():
                     break
                 if time.monotonic() - last_frame >= self.stall_s * 0.9:

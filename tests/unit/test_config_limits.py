@@ -166,6 +166,25 @@ def test_environment_strings_are_still_numbers(
     assert settings.mqtt.enabled is True
 
 
+def test_a_section_as_json_and_its_keys_one_by_one_both_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON for a section or a list, as pydantic-settings read it; a key's own variable wins
+    over the same key in its section's JSON, and both win over the file."""
+    monkeypatch.setenv("EDGE_DETECTOR", '{"confidence": 0.4, "iou": 0.6}')
+    monkeypatch.setenv("EDGE_DETECTOR__IOU", "0.5")
+    monkeypatch.setenv("edge_window__seconds", "120")
+    settings = load_settings(write(tmp_path, "detector: {confidence: 0.3, max_detections: 50}\n"))
+    assert settings.detector.confidence == 0.4 and settings.detector.iou == 0.5
+    assert settings.detector.max_detections == 50 and settings.window.seconds == 120
+
+
+def test_a_section_variable_that_is_not_json_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_CAMERAS", "[{id: cam}")
+    with pytest.raises(ConfigError, match=r"^EDGE_CAMERAS: expected JSON"):
+        load_settings(None)
+
+
 def test_environment_nan_is_refused_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_DETECTOR__CONFIDENCE", "nan")
     with pytest.raises(ConfigError, match=r"detector\.confidence"):
