@@ -91,14 +91,16 @@ class CameraPipeline:
         return tracks, events
 
     def needs_detection(self, frame: Frame) -> bool:
-        """Whether this frame goes to the detector: at most ``motion.busy_fps`` times a second
-        while a track is near a line or a zone's edge or a new track waits for its
-        confirmation, else at most ``motion.idle_fps``; and only when the motion gate sees a
-        change (or a confirmation is due). A frame inside the busy period costs nothing."""
+        """Whether this frame goes to the detector: every frame while a new track waits for its
+        confirmation (it must be matched on consecutive detections, and a track first seen on a
+        line would cross it unconfirmed), at most ``motion.busy_fps`` times a second while a
+        track is near a line or a zone's edge, else at most ``motion.idle_fps``; and only when
+        the motion gate sees a change (or a confirmation is due). A frame inside the busy period
+        costs nothing."""
         t = frame.timestamp
-        if self._same_slot(t, self._busy_fps):
-            return False
         confirming = not self.tracker.settled
+        if not confirming and self._same_slot(t, self._busy_fps):
+            return False
         if self._same_slot(t, self._idle_fps) and not confirming and not self._near_a_figure(t):
             return False
         detect = self.motion.changed(frame.image, t, force=confirming)

@@ -46,9 +46,10 @@ class MotionConfig(BaseModel):
         default=10.0,
         gt=0,
         le=120,
-        description="Detection rate while a track is near a line or a zone's edge, or a new "
-        "track waits for its confirmation: the tracker predicts between detections (its counts "
-        "at 10 fps are as good as at 25-30, see the README). null detects every changed frame.",
+        description="Detection rate while a track is near a line or a zone's edge: the "
+        "tracker predicts between detections (its counts at 10 fps are as good as at 25-30, see "
+        "the README). A new track waiting for its confirmation is detected on every changed "
+        "frame. null detects every changed frame.",
     )
 
     @model_validator(mode="after")

@@ -200,11 +200,33 @@ def test_far_from_any_line_the_detector_runs_at_the_idle_rate() -> None:
 
 def test_a_track_near_a_line_is_detected_at_the_busy_rate() -> None:
     """The same walker 40 px from the line (less than its 100 px box height): 10 times a
-    second (every third frame at 25 fps); every frame with ``busy_fps`` null."""
+    second (every third frame at 25 fps) once its track is confirmed, on frame 1 (the
+    confirming detection comes at the full rate); every frame with ``busy_fps`` null."""
     xs = [280 + 10 * i / 25 for i in range(50)]
     detected = schedule(xs)
-    assert [i for i, d in enumerate(detected) if d] == thinned(50, 25, 10).tolist()
+    assert [i for i, d in enumerate(detected) if d] == [0, 1, *thinned(50, 25, 10)[1:].tolist()]
     assert all(schedule(xs, busy_fps=None))
+
+
+def test_a_new_track_is_confirmed_at_the_full_rate() -> None:
+    """A new track must be matched on consecutive detections to be confirmed (``min_hits``):
+    until it is, every changed frame goes to the detector, so a track first seen on a line is
+    confirmed before it has crossed it (and the crossing counted, as with every frame detected).
+    With ``min_hits`` 3, the first three frames; then the busy rate: frame 3 (0.12 s) opens the
+    next 0.1 s slot, frame 4 shares it."""
+    xs = [280 + 10 * i / 25 for i in range(10)]
+    camera = CameraConfig(id="cam", location="test", source="test.mp4", lines=[VERTICAL])
+    stages = CameraPipeline(camera, Settings(tracker={"min_hits": 3}))
+    rng = np.random.default_rng(0)
+    detected = []
+    for i, x in enumerate(xs):
+        image = rng.integers(0, 255, (72, 128, 3), np.uint8)
+        detected.append(stages.needs_detection(Frame("cam", i, i / 25, image)))
+        if detected[-1]:
+            stages.process(i / 25, make_detections([person(x, height=100)]))
+        else:
+            stages.unchanged(i / 25)
+    assert detected[:5] == [True, True, True, True, False]
 
 
 def test_a_jittery_camera_at_the_busy_rate_is_detected_on_every_frame() -> None:
