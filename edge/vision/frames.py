@@ -38,6 +38,27 @@ def time_slot(timestamp: float, fps: float) -> int:
     return math.floor(timestamp * fps + 1e-9)
 
 
+class Thinning:
+    """Keeps frames so that at most ``target_fps`` per second of stream time pass: recordings
+    (``sources``) and live cameras (``live``) alike.
+
+    A frame passes when its timestamp reaches the next slot; slots advance by whole periods so the
+    kept rate does not drift on clips whose fps is not a multiple of the target.
+    """
+
+    def __init__(self, target_fps: float | None) -> None:
+        self.fps = target_fps or 0.0
+        self.next_slot = 0.0
+
+    def keep(self, timestamp: float) -> bool:
+        if not self.fps:
+            return True
+        if timestamp + 1e-9 < self.next_slot:
+            return False
+        self.next_slot = (time_slot(timestamp, self.fps) + 1) / self.fps
+        return True
+
+
 class FrameSource(Protocol):
     """Yields frames in order until the source ends or is closed."""
 

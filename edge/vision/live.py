@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from edge.memory import return_freed_memory
-from edge.vision.frames import FeedHealth, Frame
+from edge.vision.frames import FeedHealth, Frame, Thinning
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class LiveSource:
     ) -> None:
         self.url = url
         self.camera_id = camera_id
-        self.period = 1.0 / target_fps if target_fps else 0.0
+        self._thinning = Thinning(target_fps)
         self.transport = transport
         self.stall_s = stall_s
         self.open_timeout_s = open_timeout_s
@@ -80,7 +80,6 @@ class LiveSource:
         self.on_status = on_status
         self.health = FeedHealth(offline_since=time.time())
         self._newest: Frame | None = None
-        self._last_taken = float("-inf")
         self._index = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -101,15 +100,13 @@ class LiveSource:
         self.stop(timeout=0.2)
 
     def take(self) -> Frame | None:
-        """The newest frame not taken yet, or None; one that comes sooner than ``target_fps``
-        allows after the last one taken is dropped."""
+        """The newest frame not taken yet, or None; one in the same 1/``target_fps`` slot of
+        time as the last one taken is dropped (``Thinning``: a jittery camera keeps its rate)."""
         with self._lock:
             frame, self._newest = self._newest, None
-            if frame is not None and frame.timestamp - self._last_taken < self.period:
+            if frame is not None and not self._thinning.keep(frame.timestamp):
                 self.health.frames_dropped += 1
                 return None
-        if frame is not None:
-            self._last_taken = frame.timestamp
         return frame
 
     # -- reader thread -------------------------------------------------------------------------

@@ -19,33 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import SourceError
-from edge.vision.frames import FeedHealth, Frame, FrameFeed, FrameSource, time_slot
+from edge.vision.frames import FeedHealth, Frame, FrameFeed, FrameSource, Thinning
 from edge.vision.live import LiveSource, Transport, is_live, redact
 
 logger = logging.getLogger(__name__)
 
 SHORT_TOLERANCE = 3  # frames a container's frame count may overstate without a warning
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
-
-class _Thinning:
-    """Keeps frames so that at most ``target_fps`` per second of stream time pass.
-
-    A frame passes when its timestamp reaches the next slot; slots advance by whole periods so the
-    kept rate does not drift on clips whose fps is not a multiple of the target.
-    """
-
-    def __init__(self, target_fps: float | None) -> None:
-        self.fps = target_fps or 0.0
-        self.next_slot = 0.0
-
-    def keep(self, timestamp: float) -> bool:
-        if not self.fps:
-            return True
-        if timestamp + 1e-9 < self.next_slot:
-            return False
-        self.next_slot = (time_slot(timestamp, self.fps) + 1) / self.fps
-        return True
 
 
 def _decode(capture: cv2.VideoCapture) -> npt.NDArray[np.uint8] | None:
@@ -89,7 +69,7 @@ class VideoFileSource:
         return math.ceil(self._count * self.target_fps / self.fps)
 
     def __iter__(self) -> Iterator[Frame]:
-        thinning = _Thinning(self.target_fps)
+        thinning = Thinning(self.target_fps)
         decoded, self._first = self._first, None  # frame 0 was decoded to check the file
         index = 0
         while True:
@@ -165,7 +145,7 @@ class ImageFolderSource:
         return math.ceil(len(self.paths) * self.target_fps / self.fps)
 
     def __iter__(self) -> Iterator[Frame]:
-        thinning = _Thinning(self.target_fps)
+        thinning = Thinning(self.target_fps)
         for index, path in enumerate(self.paths):
             if thinning.keep(index / self.fps):
                 yield Frame(self.camera_id, index, self.origin + index / self.fps, self._read(path))
