@@ -645,9 +645,9 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
     RSS (it loads asyncio and ssl). Variables that set nothing were refused before."""
     values: dict[str, Any] = {}
     for name in sorted(environ, key=lambda n: (n.count("__"), n)):  # a section, then its keys
-        rest = name[len("EDGE_") :]
         if not name.upper().startswith("EDGE_") or name.upper() in NON_SETTING_ENV:
             continue
+        rest = name[len("EDGE_") :]
         field = _field_at(rest)
         if field is None:
             continue
