@@ -43,9 +43,11 @@ def evaluate(
     model: Path,
     target_fps: float | None,
     every_frame: bool = False,
+    region_margin: float | None = None,
 ) -> list[dict[str, Any]]:
     motion = {"idle_fps": None, "busy_fps": None} if every_frame else {}
-    settings = load_settings(config, detector={"model": str(model)}, motion=motion)
+    detector_settings = {"model": str(model), "region_margin": region_margin}
+    settings = load_settings(config, detector=detector_settings, motion=motion)
     truth_tracks = read_mot_gt(gt)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:  # a measurement: its audit log is thrown away
@@ -103,6 +105,10 @@ def main() -> None:
         "--every-frame", action="store_true",
         help="detect every changed frame (motion.idle_fps and busy_fps null), not the schedule",
     )  # fmt: skip
+    parser.add_argument(
+        "--region-margin", type=float,
+        help="detector.region_margin: detect on the line's rectangle grown by this fraction",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     lines = [LineConfig.model_validate(_line_flag(v)) for v in args.line or DEFAULT_LINES]
@@ -113,8 +119,11 @@ def main() -> None:
         row
         for model in models
         for rate in rates
-        for row in evaluate(args.config, args.clip, args.gt, lines, model, rate, args.every_frame)
-    ]
+        for row in evaluate(
+            args.config, args.clip, args.gt, lines, model, rate, args.every_frame,
+            args.region_margin,
+        )
+    ]  # fmt: skip
     print("| model | fps | line | in true | in counted | out true | out counted | error |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
