@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+from collections.abc import Callable
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once: ``find_library`` runs ``ldconfig`` each time."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
 
 
 def return_freed_memory() -> None:
@@ -13,7 +22,6 @@ def return_freed_memory() -> None:
     arena, a decoder's frames) are mapped apart and never reuse it: without a trim, memory freed
     once (a model's load-time copies, a dropped camera's decoder) stays in RSS for good.
     """
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
